@@ -1,0 +1,51 @@
+"""The bastion host of the database stack: the only way in to the private cluster."""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Output, Parameter, Ref, Template, ec2
+
+from orchestrator.config import Config
+
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+
+def bastion_image(t: Template, config: Config) -> Parameter:
+    """Current Amazon Linux 2023 for the instance type's architecture, from AWS's public SSM parameter."""
+    return t.add_parameter(Parameter(
+        "BastionImageId", Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+        Default=AMI_PARAMETER.format(arch=config.bastion.architecture),
+        Description="Amazon Linux 2023 image for the bastion",
+    ))
+
+
+def bastion_security_group(t: Template, config: Config, vpc_id: Parameter) -> ec2.SecurityGroup:
+    return t.add_resource(ec2.SecurityGroup(
+        "BastionSecurityGroup", GroupDescription="SSH to the bastion from the allowed range only",
+        VpcId=Ref(vpc_id),
+        SecurityGroupIngress=[ec2.SecurityGroupRule(
+            IpProtocol="tcp", FromPort=22, ToPort=22, CidrIp=config.bastion.allowed_cidr,
+            Description="SSH from bastion.allowed_cidr",
+        )],
+    ))
+
+
+def key_pair(t: Template, config: Config) -> ec2.KeyPair:
+    """AWS keeps the private key in SSM Parameter Store at /ec2/keypair/<KeyPairId>."""
+    pair = t.add_resource(ec2.KeyPair(
+        "BastionKeyPair", KeyName=f"{config.project.name}-bastion", KeyType="ed25519",
+    ))
+    t.add_output(Output("KeyPairId", Value=GetAtt(pair, "KeyPairId")))
+    t.add_output(Output("KeyPairName", Value=Ref(pair)))
+    return pair
+
+
+def bastion_instance(t: Template, config: Config, image: Parameter, subnet_id: Parameter,
+                     group: ec2.SecurityGroup, pair: ec2.KeyPair) -> ec2.Instance:
+    instance = t.add_resource(ec2.Instance(
+        "Bastion", ImageId=Ref(image), InstanceType=config.bastion.instance_type, KeyName=Ref(pair),
+        SubnetId=Ref(subnet_id), SecurityGroupIds=[Ref(group)],
+        MetadataOptions=ec2.MetadataOptions(HttpTokens="required", HttpEndpoint="enabled"),
+    ))
+    t.add_output(Output("BastionInstanceId", Value=Ref(instance)))
+    t.add_output(Output("BastionPublicIp", Value=GetAtt(instance, "PublicIp")))
+    return instance

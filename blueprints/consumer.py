@@ -1,0 +1,68 @@
+"""The consumer stack: the Lambda that receives change records, its role and its log group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from awacs import logs as logs_actions
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.sts import AssumeRole
+from troposphere import GetAtt, Output, Ref, Sub, Template, awslambda, iam, logs
+
+from blueprints.common import new_template, tag_everything
+from orchestrator.config import Config
+
+HANDLER_SOURCE = Path(__file__).with_name("consumer_handler.py")
+
+
+def handler_source() -> str:
+    return HANDLER_SOURCE.read_text(encoding="utf-8")
+
+
+def log_group(t: Template, config: Config) -> logs.LogGroup:
+    """Declared explicitly: the group Lambda would create itself outlives the stack."""
+    group = t.add_resource(logs.LogGroup(
+        "ConsumerLogGroup", LogGroupName=f"/aws/lambda/{config.consumer.function_name}",
+        RetentionInDays=config.consumer.log_retention_days,
+        DeletionPolicy="Delete", UpdateReplacePolicy="Delete",
+    ))
+    t.add_output(Output("LogGroupName", Value=Ref(group)))
+    return group
+
+
+def consumer_role(t: Template, group: logs.LogGroup) -> iam.Role:
+    """May write to its own log group only (not the managed policy, whose resource is *)."""
+    return t.add_resource(iam.Role(
+        "ConsumerRole",
+        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Effect=Allow, Principal=Principal("Service", ["lambda.amazonaws.com"]), Action=[AssumeRole],
+        )]),
+        Policies=[iam.Policy(PolicyName="WriteOwnLogs", PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[Statement(
+                Effect=Allow, Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+                Resource=[Sub("${Group}:*", Group=GetAtt(group, "Arn"))],
+            )],
+        ))],
+    ))
+
+
+def consumer_function(t: Template, config: Config, role: iam.Role, group: logs.LogGroup) -> awslambda.Function:
+    function = t.add_resource(awslambda.Function(
+        "ConsumerFunction", FunctionName=config.consumer.function_name, Runtime="python3.12",
+        Handler="index.handler", Code=awslambda.Code(ZipFile=handler_source()),
+        Role=GetAtt(role, "Arn"), MemorySize=128, Timeout=30,
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(group)),
+        Description="rds-streams consumer: logs each change record as one JSON line",
+    ))
+    t.add_output(Output("FunctionArn", Value=GetAtt(function, "Arn")))
+    t.add_output(Output("FunctionName", Value=Ref(function)))
+    return function
+
+
+def consumer_template(config: Config) -> Template:
+    t = new_template(config, "consumer", "the Lambda that receives change records")
+    group = log_group(t, config)
+    role = consumer_role(t, group)
+    consumer_function(t, config, role, group)
+    return tag_everything(t, config)

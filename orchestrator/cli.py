@@ -1,0 +1,106 @@
+"""The command line: each command parses its options and calls one function.
+
+`main()` is the one place that turns errors into exit codes (0 ok, 1 failed, 2 bad usage or config,
+130 cancelled). Heavy imports (boto3, troposphere, paramiko) happen inside the commands, so
+`rds-streams --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.ui import OutputFormat
+
+if TYPE_CHECKING:
+    from orchestrator.config import Config
+    from orchestrator.ui import UI
+
+app = typer.Typer(
+    name="rds-streams",
+    help="DynamoDB Streams-shaped change streams for Aurora MySQL tables, deployed in one command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigPath = Annotated[Path, typer.Option("--config", help="Path to config.toml.", show_default=True)]
+Output = Annotated[OutputFormat, typer.Option("--output", help="text for people, json for machines.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rds-streams {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """DynamoDB Streams-shaped change streams for Aurora MySQL tables, deployed in one command."""
+
+
+def _setup(config_path: Path, output: OutputFormat, assume_yes: bool = False) -> tuple[Config, UI]:
+    from rich.console import Console
+
+    from orchestrator.config import load_config
+    from orchestrator.ui import UI
+
+    return load_config(config_path), UI(console=Console(), output=output, assume_yes=assume_yes)
+
+
+@app.command()
+def synth(
+    config: ConfigPath = Path("config.toml"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSON templates.")] = Path("out"),
+    output: Output = OutputFormat.TEXT,
+) -> None:
+    """Write each stack's CloudFormation template as JSON."""
+    from orchestrator.synth import synth as run
+
+    cfg, ui = _setup(config, output)
+    run(cfg, out, ui)
+
+
+def _report(error: Exception, title: str, hint: str | None) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console(stderr=True)
+    message = str(error) + (f"\n{hint}" if hint else "")
+    if console.is_terminal:
+        body = Text(message, overflow="fold")
+        console.print(Panel(body, title=title, title_align="left", border_style="red"))
+    else:  # plain lines for logs and pipes
+        console.print(Text(f"rds-streams: {title}: {message}"), soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from orchestrator.errors import RdsStreamsError
+
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except RdsStreamsError as err:
+        _report(err, err.title, err.hint)
+        return err.exit_code
+    except typer.Exit as exit_:
+        return exit_.exit_code
+    except typer.exceptions.TyperException as err:  # bad usage, reported the way typer reports it
+        err.show()
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
+        print("cancelled", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

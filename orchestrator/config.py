@@ -1,0 +1,232 @@
+"""config.toml loaded into typed, validated, frozen objects (the keys are a contract, see DESIGN.md).
+
+A bad config is refused here, before anything is touched, with one message that names the file,
+the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from orchestrator.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
+ENGINE_VERSION = re.compile(r"^(?P<major>5\.7|8\.0)\.mysql_aurora\.(?P<aurora>[23])\.\d+\.\d+$")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+
+class Dialect(StrEnum):
+    """How the database calls Lambda: follows from the Aurora major version."""
+
+    V2 = "v2"  # Aurora MySQL 2 (5.7): CALL mysql.lambda_async, GRANT INVOKE LAMBDA
+    V3 = "v3"  # Aurora MySQL 3 (8.0): lambda_async() native function, AWS_LAMBDA_ACCESS role
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR such as 10.0.0.0/16 ({err})") from None
+    return str(network)
+
+
+class ProjectConfig(_Section):
+    name: str = Field("rds-streams", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,29}$")
+    target: Literal["local", "aws"] = "local"
+    region: str = Field("eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class NetworkConfig(_Section):
+    cidr: str = "10.0.0.0/16"
+    egress: Literal["nat", "endpoint"] = "nat"
+
+    @field_validator("cidr")
+    @classmethod
+    def _room_for_subnets(cls, value: str) -> str:
+        network = ipaddress.IPv4Network(_cidr(value))
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError(f"{value} must have a prefix from /16 to /24 (three subnets are carved out of it)")
+        return str(network)
+
+
+class DatabaseConfig(_Section):
+    engine_version: str = "8.0.mysql_aurora.3.10.3"
+    instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    instances: int = Field(1, ge=1, le=15)
+    name: str = Field("flights", pattern=IDENTIFIER.pattern)
+    schema_file: str = Field("sql/schema.sql", alias="schema")
+    deletion: Literal["delete", "snapshot"] = "delete"
+
+    @field_validator("engine_version")
+    @classmethod
+    def _aurora_mysql(cls, value: str) -> str:
+        match = ENGINE_VERSION.match(value)
+        if not match or (match["major"] == "5.7") != (match["aurora"] == "2"):
+            raise ValueError(
+                f"{value!r} is not an Aurora MySQL 2 or 3 version; use e.g. 8.0.mysql_aurora.3.10.3 "
+                "(v3) or 5.7.mysql_aurora.2.12.5 (v2)"
+            )
+        return value
+
+    @property
+    def dialect(self) -> Dialect:
+        return Dialect.V2 if self.engine_version.startswith("5.7.") else Dialect.V3
+
+    @property
+    def parameter_group_family(self) -> str:
+        return "aurora-mysql5.7" if self.dialect is Dialect.V2 else "aurora-mysql8.0"
+
+
+class BastionConfig(_Section):
+    instance_type: str = Field("t4g.nano", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    allowed_cidr: str
+    local_port: int = Field(33306, ge=1024, le=65535)
+
+    @field_validator("allowed_cidr")
+    @classmethod
+    def _not_the_world(cls, value: str) -> str:
+        network = ipaddress.IPv4Network(_cidr(value))
+        if network.prefixlen == 0:
+            raise ValueError("0.0.0.0/0 is refused: give the address range that may SSH in, e.g. 203.0.113.7/32")
+        return str(network)
+
+    @property
+    def architecture(self) -> Literal["arm64", "x86_64"]:
+        """Graviton families carry a 'g' after the generation digit (t4g, m7g, c7gn); a1 is Graviton 1."""
+        family = self.instance_type.split(".", 1)[0]
+        return "arm64" if family == "a1" or re.match(r"^[a-z]+\d+[a-z]*g", family) else "x86_64"
+
+
+class ConsumerConfig(_Section):
+    function_name: str = Field("rds-streams-consumer", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    log_retention_days: int = 7
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _cloudwatch_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+
+class TableConfig(_Section):
+    name: str
+    # Values verify uses for a marker row when the table's constraints defeat generated ones.
+    sample: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not value:
+            raise ValueError("a table name may not be empty")
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a plain identifier (letters, digits, _ and $, not starting with a digit)")
+        return value
+
+
+class StreamConfig(_Section):
+    delivery: Literal["direct", "outbox"] = "direct"
+    view_type: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] = "NEW_AND_OLD_IMAGES"
+    tables: tuple[TableConfig, ...] = Field(min_length=1, strict=False)
+
+    @field_validator("tables")
+    @classmethod
+    def _unique_names(cls, tables: tuple[TableConfig, ...]) -> tuple[TableConfig, ...]:
+        seen: set[str] = set()
+        for table in tables:
+            if table.name.lower() in seen:
+                raise ValueError(f"table {table.name!r} is listed twice")
+            seen.add(table.name.lower())
+        return tables
+
+
+class Config(_Section):
+    project: ProjectConfig = ProjectConfig()
+    network: NetworkConfig = NetworkConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    bastion: BastionConfig
+    consumer: ConsumerConfig = ConsumerConfig()
+    stream: StreamConfig
+
+    _source: Path = PrivateAttr(default=Path("config.toml"))
+
+    @property
+    def source(self) -> Path:
+        """The file this config was read from."""
+        return self._source
+
+    @property
+    def schema_path(self) -> Path:
+        return (self._source.parent / self.database.schema_file).resolve()
+
+    @property
+    def owner_tag(self) -> dict[str, str]:
+        """The ownership tag every stack and resource carries; `down` refuses stacks without it."""
+        return {"rds-streams:project": self.project.name}
+
+    def stack_name(self, stack: str) -> str:
+        return f"{self.project.name}-{stack}"
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate `path`; raise ConfigError (exit 2) naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file", hint="pass --config PATH or create config.toml") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, path)) from None
+    config._source = path.resolve()
+    if not config.schema_path.is_file():
+        raise ConfigError(
+            f"{path}: [database] schema: file {config.database.schema_file!r} not found "
+            f"(looked at {config.schema_path}); give a path relative to the config file"
+        )
+    return config
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    """One message for all problems, each naming its key as the user wrote it in the file."""
+    lines = []
+    for problem in err.errors():
+        key = _key_name(problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{path}: {key}: unknown key (see the config reference in README.md)")
+        elif problem["type"] == "missing":
+            lines.append(f"{path}: {key}: required key is missing")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {key}: {message} (got {problem.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _key_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts[:2] == ["stream", "tables"] and len(parts) >= 3 and parts[2].isdigit():
+        rest = ".".join(parts[3:])
+        return f"[[stream.tables]] #{int(parts[2]) + 1}" + (f" {rest}" if rest else "")
+    if len(parts) == 1:
+        return f"[{parts[0]}]"
+    return f"[{parts[0]}] {'.'.join(parts[1:])}"
