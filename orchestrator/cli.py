@@ -18,6 +18,7 @@ from orchestrator.ui import OutputFormat
 
 if TYPE_CHECKING:
     from orchestrator.config import Config
+    from orchestrator.errors import RdsStreamsError
     from orchestrator.ui import UI
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ app = typer.Typer(
 ConfigPath = Annotated[Path, typer.Option("--config", help="Path to config.toml.", show_default=True)]
 Output = Annotated[OutputFormat, typer.Option("--output", help="text for people, json for machines.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Only = Annotated[list[str] | None, typer.Option("--only", help="Limit to this stack (network, consumer, database); "
+                                                "repeatable. Skips the database steps.")]
 
 
 def _version(value: bool) -> None:
@@ -69,6 +72,41 @@ def synth(
     run(cfg, out, ui)
 
 
+@app.command()
+def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = False,
+       output: Output = OutputFormat.TEXT) -> None:
+    """Deploy or update everything; idempotent, resumes after any failure."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.lifecycle import up as run
+
+    cfg, ui = _setup(config, output, yes)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        run(cfg, ui, cancel, only)
+
+
+@app.command()
+def plan(config: ConfigPath = Path("config.toml"), only: Only = None, output: Output = OutputFormat.TEXT) -> None:
+    """Show what `up` would change (change sets and database objects); applies nothing."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.lifecycle import plan as run
+
+    cfg, ui = _setup(config, output)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        run(cfg, ui, cancel, only)
+
+
+@app.command()
+def down(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = False,
+         output: Output = OutputFormat.TEXT) -> None:
+    """Tear everything down in reverse order, then report and remove leftovers; idempotent."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.lifecycle import down as run
+
+    cfg, ui = _setup(config, output, yes)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        run(cfg, ui, cancel, only)
+
+
 def _report(error: Exception, title: str, hint: str | None) -> None:
     from rich.console import Console
     from rich.panel import Panel
@@ -81,6 +119,17 @@ def _report(error: Exception, title: str, hint: str | None) -> None:
         console.print(Panel(body, title=title, title_align="left", border_style="red"))
     else:  # plain lines for logs and pipes
         console.print(Text(f"rds-streams: {title}: {message}"), soft_wrap=True)
+
+
+def _aws_error(err: Exception) -> RdsStreamsError | None:
+    """botocore errors raised outside a workflow step, as user-facing errors; None for anything else."""
+    if "botocore" not in sys.modules:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from orchestrator.aws import describe_aws_error
+
+    return describe_aws_error(err, "AWS") if isinstance(err, ClientError | BotoCoreError) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         print("cancelled", file=sys.stderr)
         return 130
+    except Exception as err:
+        aws_error = _aws_error(err)
+        if aws_error is None:
+            raise
+        _report(aws_error, aws_error.title, aws_error.hint)
+        return aws_error.exit_code
     return result if isinstance(result, int) else 0
 
 

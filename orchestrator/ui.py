@@ -40,7 +40,21 @@ class UI:
         if self.output is OutputFormat.JSON:
             self.console.print_json(json.dumps({"type": kind, **fields}, default=str), indent=None)
 
+    def confirm(self, question: str, *, why: str) -> None:
+        """Go on only with a yes: --yes, or a person answering at a terminal. Otherwise refuse (exit 2)."""
+        from orchestrator.errors import Cancelled, UsageError
+
+        if self.assume_yes:
+            return
+        if not self.interactive:
+            raise UsageError(f"{why}; refusing to go on without a terminal to ask",
+                             hint="review it with `rds-streams plan`, then pass --yes")
+        from rich.prompt import Confirm
+
+        if not Confirm.ask(question, console=self.console, default=False):
+            raise Cancelled("nothing was changed: you answered no")
+
     def say(self, message: str) -> None:
         """A human line in text mode; nothing in JSON mode (the emitted objects say it there)."""
         if self.output is OutputFormat.TEXT:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=not self.console.is_terminal)

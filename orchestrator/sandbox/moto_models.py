@@ -7,7 +7,8 @@ library fills that gap, so this module does, through moto's own service backends
 create is then visible to the RDS, EC2, SSM and Secrets Manager APIs as on AWS.
 
 moto builds its type map from `CloudFormationModel.__subclasses__()` behind an lru_cache, which
-`register()` clears and checks, and each class needs `__module__ = "moto.<service>...."`: moto's model metaclass reads the service from it.
+`register()` clears and checks, and each class needs `__module__ = "moto.<service>...."`: moto's
+model metaclass reads the service from it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from typing import Any
 
 from moto.cloudformation import parsing
+from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.common_models import CloudFormationModel
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress
@@ -290,10 +292,36 @@ EC2_DELETES = {RouteTable: _delete_route_table, NatGateway: _delete_nat_gateway,
                VPCEndPoint: _delete_vpc_endpoint}
 
 
+def _apply_change_set(self: ChangeSet) -> None:
+    """moto applies a change set's resources but keeps the stack's old template, parameters and
+    outputs, so a stack created through a change set reports no Outputs. Do what update_stack does."""
+    stack = self.stack
+    stack.resource_map.update(self.template_dict, self.parameters)
+    stack.template = self.template
+    stack._parse_template()
+    if self.parameters:
+        stack.parameters = self.parameters
+    stack.description = self.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
+
+
+_stack_outputs = Stack.outputs
+
+
+def _outputs_unless_deleted(self: Stack) -> list[dict[str, Any]] | None:
+    """moto evaluates Outputs lazily, and for a deleted stack that re-creates the deleted resources
+    (a key pair, say) behind its back. A deleted stack has no outputs on AWS either."""
+    if self.status == "DELETE_COMPLETE":
+        return None
+    return _stack_outputs.fget(self)
+
+
 def register() -> None:
     """Make sure moto's CloudFormation sees our models; call before anything parses a template."""
     for model, delete in EC2_DELETES.items():
         model.delete = delete  # type: ignore[attr-defined]
+    ChangeSet.apply = _apply_change_set  # type: ignore[method-assign]
+    Stack.outputs = property(_outputs_unless_deleted)  # type: ignore[assignment,method-assign]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()

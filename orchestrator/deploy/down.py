@@ -1,0 +1,106 @@
+"""`down` for the stacks: delete in reverse dependency order, then report and remove leftovers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.aws import AwsClients
+from orchestrator.cancel import CancelToken
+from orchestrator.config import Config
+from orchestrator.deploy.graph import STACK_ORDER, dependencies, selected, waves
+from orchestrator.deploy.stacks import Phase, StackState, describe_stack, refuse_foreign
+from orchestrator.deploy.watch import Watched, wait_for
+from orchestrator.errors import UsageError
+from orchestrator.ui import UI
+
+DELETE_TIMEOUT = 60 * 60.0
+
+
+@dataclass
+class DownReport:
+    deleted: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)   # leftovers we owned and removed
+    kept: list[str] = field(default_factory=list)      # leftovers kept on purpose (say how to remove them)
+
+
+def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: UI,
+                   cancel: CancelToken) -> DownReport:
+    cfn = aws.client("cloudformation")
+    keys = selected(only, with_dependencies=False)
+    states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
+    _refuse_orphaning(keys, states)
+    existing = [key for key in keys if states[key].phase is not Phase.ABSENT]
+    for key in existing:
+        refuse_foreign(states[key], config.owner_tag, "delete")
+    report = DownReport()
+    if existing:
+        names = ", ".join(states[k].name for k in reversed(existing))
+        cluster_note = (f"; the cluster is {'snapshotted, then ' if config.database.deletion == 'snapshot' else ''}"
+                        "deleted" if "database" in existing else "")
+        ui.confirm(f"Delete {names}{cluster_note}?", why=f"down deletes {names}")
+        for wave in reversed(waves(existing)):
+            watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
+            for stack in watched:
+                cfn.delete_stack(StackName=stack.name)
+            wait_for(cfn, watched, ui, cancel, timeout=DELETE_TIMEOUT)
+            report.deleted += [w.name for w in watched]
+            report.kept += [f"{w.name}: {e['LogicalResourceId']} ({e['ResourceType']}) retained"
+                            for w in watched for e in w.skipped]
+    _leftovers(aws, config, keys, states, report)
+    _show(report, ui)
+    return report
+
+
+def _refuse_orphaning(keys: list[str], states: dict[str, StackState]) -> None:
+    for key in STACK_ORDER:
+        if key in keys or states[key].phase is Phase.ABSENT:
+            continue
+        needed = [d for d in dependencies(key) if d in keys]
+        if needed:
+            raise UsageError(f"{states[key].name} still uses {', '.join(needed)}; deleting it first would break it",
+                             hint=f"add --only {key}, or run `rds-streams down` without --only")
+
+
+def _leftovers(aws: AwsClients, config: Config, keys: list[str], states: dict[str, StackState],
+               report: DownReport) -> None:
+    if "consumer" in keys:
+        logs = aws.client("logs")
+        group = f"/aws/lambda/{config.consumer.function_name}"
+        found = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        if any(g["logGroupName"] == group for g in found):
+            logs.delete_log_group(logGroupName=group)
+            report.removed.append(f"log group {group}")
+    if "database" in keys:
+        _database_leftovers(aws, config, states["database"], report)
+
+
+def _database_leftovers(aws: AwsClients, config: Config, state: StackState, report: DownReport) -> None:
+    cluster = state.outputs.get("ClusterIdentifier")
+    if cluster:
+        rds = aws.client("rds")
+        snapshots = rds.describe_db_cluster_snapshots(DBClusterIdentifier=cluster, SnapshotType="manual")
+        for snapshot in snapshots.get("DBClusterSnapshots", []):
+            report.kept.append(
+                f"final snapshot {snapshot['DBClusterSnapshotIdentifier']} (database.deletion = \"snapshot\"); "
+                f"remove it with: aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier "
+                f"{snapshot['DBClusterSnapshotIdentifier']}")
+    secrets = aws.client("secretsmanager")
+    (key, value), = config.owner_tag.items()
+    listed = secrets.list_secrets(Filters=[{"Key": "tag-key", "Values": [key]},
+                                           {"Key": "tag-value", "Values": [value]}]).get("SecretList", [])
+    for secret in listed:
+        if not secret.get("DeletedDate"):
+            secrets.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+            report.removed.append(f"secret {secret['Name']}")
+
+
+def _show(report: DownReport, ui: UI) -> None:
+    ui.emit("down", deleted=report.deleted, removed=report.removed, kept=report.kept)
+    if not report.deleted and not report.removed:
+        ui.say("nothing to delete: no stack of this project exists")
+    for name in report.deleted:
+        ui.say(f"[green]deleted[/] {name}")
+    for item in report.removed:
+        ui.say(f"[green]removed leftover[/] {item}")
+    for item in report.kept:
+        ui.say(f"[yellow]kept[/] {item}")

@@ -1,0 +1,77 @@
+"""The stack graph: network and consumer first (in parallel), then database with the bastion.
+
+Upstream Outputs fill downstream Parameters (never exports: they lock stacks in AWS, and moto
+mishandles them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from orchestrator.config import Config
+from orchestrator.errors import UsageError
+
+STACK_ORDER = ("network", "consumer", "database")
+
+# Parameter of the downstream stack -> (upstream stack, its Output).
+WIRING: dict[str, dict[str, tuple[str, str]]] = {
+    "database": {
+        "VpcId": ("network", "VpcId"),
+        "PublicSubnetId": ("network", "PublicSubnetId"),
+        "PrivateSubnetIds": ("network", "PrivateSubnetIds"),
+        "ConsumerFunctionArn": ("consumer", "FunctionArn"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    key: str                     # network | consumer | database
+    name: str                    # the CloudFormation stack name
+    template_body: str
+    depends_on: tuple[str, ...] = ()
+    wiring: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def parameters(self, outputs: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+        return [{"ParameterKey": param, "ParameterValue": outputs[stack][output]}
+                for param, (stack, output) in sorted(self.wiring.items())]
+
+
+def dependencies(key: str) -> tuple[str, ...]:
+    return tuple(sorted({stack for stack, _ in WIRING.get(key, {}).values()}, key=STACK_ORDER.index))
+
+
+def selected(only: Iterable[str] | None, *, with_dependencies: bool) -> list[str]:
+    """The stacks `--only` names (all when empty), plus what they depend on if asked, in deploy order."""
+    chosen = set(only or STACK_ORDER)
+    unknown = chosen - set(STACK_ORDER)
+    if unknown:
+        raise UsageError(f"--only {', '.join(sorted(unknown))}: unknown stack; choose from {', '.join(STACK_ORDER)}")
+    if with_dependencies:
+        for key in list(chosen):
+            chosen.update(dependencies(key))
+    return [key for key in STACK_ORDER if key in chosen]
+
+
+def waves(keys: list[str]) -> list[list[str]]:
+    """Groups that can deploy in parallel, each after the ones before it."""
+    done: set[str] = set()
+    result: list[list[str]] = []
+    remaining = list(keys)
+    while remaining:
+        wave = [k for k in remaining if all(d in done or d not in keys for d in dependencies(k))]
+        result.append(wave)
+        done.update(wave)
+        remaining = [k for k in remaining if k not in wave]
+    return result
+
+
+def build_specs(config: Config, keys: list[str]) -> dict[str, StackSpec]:
+    from blueprints import blueprint
+
+    return {
+        key: StackSpec(key=key, name=config.stack_name(key), template_body=blueprint(key)(config).to_json(indent=None),
+                       depends_on=dependencies(key), wiring=WIRING.get(key, {}))
+        for key in keys
+    }

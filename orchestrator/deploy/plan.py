@@ -1,0 +1,76 @@
+"""`plan` for the stacks: what `up` would change, per resource, applying nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.cancel import CancelToken
+from orchestrator.config import Config
+from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
+from orchestrator.deploy.stacks import Phase, ResourceChange, create_change_set, describe_stack
+from orchestrator.ui import UI
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    stack: str
+    action: str                          # create | update | unchanged
+    changes: tuple[ResourceChange, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "unchanged"
+
+
+def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken) -> list[StackPlan]:
+    keys = selected(only, with_dependencies=False)
+    specs = build_specs(config, keys)
+    states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
+    outputs = {key: state.outputs for key, state in states.items()}
+    plans = []
+    for key in keys:
+        spec, state = specs[key], states[key]
+        if state.phase in (Phase.ABSENT, Phase.FAILED_CREATE):
+            # Nothing to diff against: every resource would be added (no change set, so no stack is left
+            # in REVIEW_IN_PROGRESS by a plan).
+            resources = json.loads(spec.template_body)["Resources"]
+            plans.append(StackPlan(spec.name, "create", tuple(
+                ResourceChange("Add", logical, body["Type"]) for logical, body in resources.items())))
+            continue
+        parameters = [
+            {"ParameterKey": p, "ParameterValue": outputs[stack].get(output, state.parameters.get(p, ""))}
+            for p, (stack, output) in sorted(spec.wiring.items())
+        ]
+        change_set = create_change_set(cfn, stack=spec.name, template_body=spec.template_body, parameters=parameters,
+                                       tags=config.owner_tag, creating=False, cancel=cancel)
+        if change_set is None:
+            plans.append(StackPlan(spec.name, "unchanged"))
+        else:
+            cfn.delete_change_set(StackName=spec.name, ChangeSetName=change_set.name)
+            plans.append(StackPlan(spec.name, "update", change_set.changes))
+    for plan in plans:
+        show_plan(plan, ui)
+    return plans
+
+
+def show_plan(plan: StackPlan, ui: UI) -> None:
+    ui.emit("stack_plan", stack=plan.stack, action=plan.action, changes=[
+        {"action": c.action, "logical_id": c.logical_id, "resource_type": c.resource_type,
+         "replacement": c.replacement} for c in plan.changes])
+    if not plan.changed:
+        ui.say(f"[dim]{plan.stack}: no changes[/]")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{plan.stack}: {plan.action}", title_justify="left", box=None, header_style="bold")
+    for column in ("action", "resource", "type", "replaced"):
+        table.add_column(column)
+    colours = {"Add": "green", "Modify": "yellow", "Remove": "red"}
+    for change in plan.changes:
+        replaced = {"True": "[red]yes[/]", "Conditional": "[yellow]maybe[/]", "False": "no"}.get(change.replacement, "")
+        table.add_row(f"[{colours.get(change.action, 'white')}]{change.action}[/]", change.logical_id,
+                      change.resource_type, replaced)
+    if ui.output.value == "text":
+        ui.console.print(table)
