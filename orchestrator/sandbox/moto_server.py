@@ -6,8 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from orchestrator.sandbox import moto_models  # noqa: F401  (registers the CloudFormation models)
     from moto.server import main as moto_main
+
+    from orchestrator.sandbox import moto_models  # noqa: F401  (registers the CloudFormation models)
 
     moto_main(argv if argv is not None else sys.argv[1:])
 
