@@ -2,64 +2,81 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.aws import AwsClients, clients_for
+from orchestrator.aws import clients_for
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.errors import OperationFailed
 from orchestrator.ui import UI
+from orchestrator.up_steps import (
+    ApplySchema,
+    BindSandbox,
+    DeployStacks,
+    EnsureGrants,
+    InstallTriggers,
+    OpenTunnel,
+    SmokeTest,
+    UpContext,
+)
 from orchestrator.workflow import StepResult, run_steps
 
 
-@dataclass
-class UpContext:
-    config: Config
-    aws: AwsClients
-    ui: UI
-    cancel: CancelToken
-    only: list[str] | None
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    changed_stacks: list[str] = field(default_factory=list)
+def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None = None) -> UpContext:
+    """AWS clients for the target: the account (boto3 honours AWS_ENDPOINT_URL/AWS_PROFILE), or the
+    sandbox's moto server, started or reused."""
+    if config.project.target == "aws":
+        return UpContext(config=config, aws=clients_for(config), ui=ui, cancel=cancel, only=only)
+    from orchestrator.sandbox.manager import Sandbox
 
-
-class DeployStacks:
-    name = "stacks"
-
-    def is_done(self, ctx: UpContext) -> bool:
-        return False  # the change sets are the check: an unchanged stack costs one describe
-
-    def run(self, ctx: UpContext) -> None:
-        from orchestrator.deploy.up import deploy_stacks
-
-        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel)
-        ctx.outputs.update(result.outputs)
-        ctx.changed_stacks += result.changed
-
-
-def aws_for(config: Config) -> AwsClients:
-    if config.project.target == "local":
-        raise OperationFailed("the local sandbox (target = \"local\") is not available in this version",
-                              hint="set [project] target = \"aws\"; with AWS_ENDPOINT_URL it can point at moto")
-    return clients_for(config)
+    sandbox = Sandbox(config)
+    state = sandbox.start(ui)
+    return UpContext(config=config, aws=state.aws(), ui=ui, cancel=cancel, only=only, sandbox=sandbox, sandbox_state=state)
 
 
 def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) -> list[StepResult]:
-    ctx = UpContext(config=config, aws=aws_for(config), ui=ui, cancel=cancel, only=only)
+    ctx = context_for(config, ui, cancel, only)
     steps: list[Any] = [DeployStacks()]
-    return run_steps(steps, ctx, ui, cancel)
+    if not only:  # --only limits up to stacks and skips the database steps
+        if ctx.sandbox is not None:
+            steps.append(BindSandbox())
+        steps += [OpenTunnel(), ApplySchema(), EnsureGrants(), InstallTriggers(), SmokeTest()]
+    try:
+        return run_steps(steps, ctx, ui, cancel)
+    finally:
+        ctx.close()
 
 
 def plan(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) -> bool:
     """True when `up` would change something."""
+    from orchestrator.database_plan import plan_database
     from orchestrator.deploy.plan import plan_stacks
 
-    plans = plan_stacks(aws_for(config).client("cloudformation"), config, only, ui, cancel)
-    return any(p.changed for p in plans)
+    ctx = context_for(config, ui, cancel, only)
+    try:
+        plans = plan_stacks(ctx.aws.client("cloudformation"), config, only, ui, cancel)
+        changed = any(p.changed for p in plans)
+        if not only:
+            changed = plan_database(ctx) or changed
+        return changed
+    finally:
+        ctx.close()
 
 
 def down(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) -> None:
     from orchestrator.deploy.down import destroy_stacks
 
-    destroy_stacks(aws_for(config), config, only, ui, cancel)
+    if config.project.target == "aws":
+        destroy_stacks(clients_for(config), config, only, ui, cancel)
+        return
+    from orchestrator.sandbox.manager import Sandbox
+    from orchestrator.sandbox.processes import port_open
+
+    sandbox = Sandbox(config)
+    state = sandbox.state()
+    if state is not None and port_open(state.moto_port):
+        destroy_stacks(state.aws(), config, only, ui, cancel)
+    if only:
+        return
+    stopped = sandbox.stop()
+    ui.emit("sandbox_stopped", processes=stopped, removed=str(sandbox.root))
+    ui.say(f"[green]stopped[/] {', '.join(stopped) if stopped else 'no sandbox process'}; removed {sandbox.root}")

@@ -1,0 +1,51 @@
+"""`plan` for the database side: the schema file, the app user and grants, the triggers, when the
+database is reachable; and saying so when it is not yet."""
+
+from __future__ import annotations
+
+from orchestrator.errors import OperationFailed
+from orchestrator.up_steps import EnsureGrants, UpContext, stream_settings, streamed_tables
+
+
+def plan_database(ctx: UpContext) -> bool:
+    """Show what the database steps of `up` would do; True when they would change something."""
+    from orchestrator.database.grants import grants_status
+    from orchestrator.database.schema import SchemaState, schema_status
+    from orchestrator.database.triggers import plan_triggers
+
+    ui, config = ctx.ui, ctx.config
+    try:
+        deployment = ctx.deployment
+        ctx.session.tunnel()
+    except OperationFailed as err:
+        ui.emit("database_plan", reachable=False, reason=str(err))
+        ui.say(f"[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
+               f"triggers for {', '.join(streamed_tables(config))}[/]")
+        return True
+    schema = ctx.session.run(lambda conn: schema_status(conn, config), "the schema check")
+    grants_step = EnsureGrants()
+    grant_plan, check = grants_step._plan(ctx), grants_step._login_check(ctx)
+    grants = ctx.session.run(lambda conn: grants_status(conn, grant_plan, login_check=check), "the grants check")
+    settings = stream_settings(ctx)
+    tables = ctx.session.run(lambda conn: plan_triggers(conn, config.database.name, streamed_tables(config),
+                                                        settings), "the trigger check")
+    ui.emit("database_plan", reachable=True, cluster=deployment.cluster_id,
+            schema={"state": schema.state.value, "details": schema.details},
+            grants=list(grants.missing),
+            triggers=[{"table": t.table, "columns": list(t.columns),
+                       "changes": [{"name": c.name, "action": c.action, "reason": c.reason} for c in t.changes]}
+                      for t in tables])
+    ui.say(f"[bold]database[/] {config.database.name} on {deployment.cluster_id}")
+    ui.say(f"  schema {schema.state.value}: {schema.details}")
+    for line in grants.missing:
+        ui.say(f"  grants: {line}")
+    for table in tables:
+        for change in table.changes:
+            if change.action != "unchanged":
+                ui.say(f"  trigger {change.name}: {change.action} ({change.reason}); "
+                       f"columns {', '.join(table.columns)}")
+    triggers_change = any(t.needs_work for t in tables)
+    if schema.state is SchemaState.APPLIED and grants.done and not triggers_change:
+        ui.say("  [dim]no database changes[/]")
+        return False
+    return schema.state is SchemaState.PENDING or not grants.done or triggers_change

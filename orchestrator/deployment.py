@@ -1,0 +1,167 @@
+"""What the stacks describe, as one value (endpoint, secrets, key, function, log group), and the
+database session built on it: the tunnel through the bastion and connections through it.
+
+On AWS the values come from the stack outputs. In the sandbox the same outputs are bound to the
+local services: the cluster endpoint to MariaDB, the bastion to sshd, whose host key is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from orchestrator.aws import AwsClients
+from orchestrator.config import Config
+from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deploy.stacks import Phase, describe_stack
+from orchestrator.errors import OperationFailed
+from orchestrator.ui import UI
+
+T = TypeVar("T")
+AWS_BASTION_USER = "ec2-user"  # Amazon Linux 2023's login user
+
+
+@dataclass(frozen=True)
+class Deployment:
+    target: str
+    region: str
+    account_id: str
+    cluster_id: str
+    db_host: str                 # as the bastion reaches it
+    db_port: int
+    master_secret_arn: str
+    app_secret_arn: str
+    bastion_host: str
+    bastion_port: int
+    bastion_user: str
+    bastion_instance_id: str
+    key_pair_id: str
+    function_arn: str
+    log_group: str
+    sandbox_host_key: str | None = None  # the sandbox's sshd key; on AWS it is read from the console output
+
+    @property
+    def event_source_arn(self) -> str:
+        """Per table, like a DynamoDB stream ARN; {schema} and {table} are filled in per trigger."""
+        return f"arn:aws:rds:{self.region}:{self.account_id}:cluster:{self.cluster_id}/stream/{{schema}}.{{table}}"
+
+
+def stack_outputs(aws: AwsClients, config: Config) -> dict[str, dict[str, str]]:
+    cfn = aws.client("cloudformation")
+    outputs = {}
+    for key in STACK_ORDER:
+        state = describe_stack(cfn, config.stack_name(key))
+        if state.phase is Phase.ABSENT or not state.outputs:
+            raise OperationFailed(f"stack {state.name} is not deployed", hint="run `rds-streams up` first")
+        outputs[key] = state.outputs
+    return outputs
+
+
+def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: AwsClients,
+                     sandbox: Any | None = None) -> Deployment:
+    database, consumer = outputs["database"], outputs["consumer"]
+    function_arn = consumer["FunctionArn"]
+    common = dict(
+        target=config.project.target, region=config.project.region, account_id=function_arn.split(":")[4],
+        cluster_id=database["ClusterIdentifier"], master_secret_arn=database["MasterSecretArn"],
+        app_secret_arn=database["AppSecretArn"], bastion_instance_id=database["BastionInstanceId"],
+        key_pair_id=database["KeyPairId"], function_arn=function_arn, log_group=consumer["LogGroupName"],
+    )
+    if sandbox is not None:
+        return Deployment(**common, db_host="127.0.0.1", db_port=sandbox.mariadb_port, bastion_host="127.0.0.1",
+                          bastion_port=sandbox.sshd_port, bastion_user=sandbox.sshd_user,
+                          sandbox_host_key=sandbox.sshd_host_key)
+    return Deployment(**common, db_host=database["ClusterEndpoint"], db_port=int(database["ClusterPort"]),
+                      bastion_host=database["BastionPublicIp"], bastion_port=22, bastion_user=AWS_BASTION_USER)
+
+
+class DatabaseSession:
+    """The tunnel and the master connection through it, opened on first use and reopened when lost."""
+
+    def __init__(self, config: Config, deployment: Deployment, aws: AwsClients, ui: UI,
+                 local_port: int = 0) -> None:
+        self.config = config
+        self.deployment = deployment
+        self.aws = aws
+        self.ui = ui
+        self.local_port = local_port
+        self._tunnel: Any = None
+        self._master: Any = None
+
+    def trusted_host_keys(self) -> Any:
+        from orchestrator.database.hostkeys import TrustedHostKeys, wait_for_host_fingerprints
+
+        if self.deployment.sandbox_host_key:
+            return TrustedHostKeys.from_keys([self.deployment.sandbox_host_key], source="the sandbox's sshd")
+        self.ui.say("  waiting for the bastion to publish its SSH host key fingerprints (can take minutes)")
+        return wait_for_host_fingerprints(self.aws.client("ec2"), self.deployment.bastion_instance_id)
+
+    def private_key(self) -> Any:
+        from orchestrator.database.hostkeys import load_private_key
+
+        name = f"/ec2/keypair/{self.deployment.key_pair_id}"
+        value = self.aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        return load_private_key(value)
+
+    def tunnel(self) -> Any:
+        if self._tunnel is None:
+            from orchestrator.database.tunnel import TunnelSpec, open_tunnel
+
+            d = self.deployment
+            self._tunnel = open_tunnel(TunnelSpec(
+                bastion_host=d.bastion_host, bastion_port=d.bastion_port, username=d.bastion_user,
+                private_key=self.private_key(), host_keys=self.trusted_host_keys(), remote_host=d.db_host,
+                remote_port=d.db_port, local_port=self.local_port,
+            ))
+        return self._tunnel
+
+    def tls(self) -> Any:
+        from orchestrator.database.connect import TlsPolicy
+
+        return TlsPolicy.for_target(self.config.project.target)
+
+    def credentials(self, which: str) -> Any:
+        from orchestrator.database.credentials import read_secret_credentials
+
+        arn = self.deployment.master_secret_arn if which == "master" else self.deployment.app_secret_arn
+        return read_secret_credentials(self.aws.client("secretsmanager"), arn)
+
+    def connect(self, which: str = "master", database: str | None = None) -> Any:
+        from orchestrator.database.connect import connect
+
+        tunnel = self.tunnel()
+        return connect(tunnel.local_host, tunnel.local_port, self.credentials(which), database=database,
+                       tls=self.tls())
+
+    def master(self) -> Any:
+        if self._master is None or not self._master.open:
+            self._master = self.connect("master")
+        return self._master
+
+    def run(self, step: Callable[[Any], T], what: str) -> T:
+        """Run `step(master connection)`; if the connection breaks, reopen the tunnel and retry once."""
+        from orchestrator.database.tunnel import run_with_reconnect
+
+        def attempt() -> T:
+            try:
+                return step(self.master())
+            except Exception:
+                self._drop_master()
+                raise
+
+        return run_with_reconnect(self.tunnel(), attempt, what=what)
+
+    def _drop_master(self) -> None:
+        if self._master is not None:
+            try:
+                self._master.close()
+            except Exception:  # already broken: nothing to close cleanly
+                pass
+            self._master = None
+
+    def close(self) -> None:
+        self._drop_master()
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None

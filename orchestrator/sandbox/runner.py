@@ -1,0 +1,194 @@
+"""The sandbox's stand-in for Lambda: drains the emulated invocation queue in MariaDB, runs the
+consumer's code as deployed in a warm worker, and writes what it printed to CloudWatch Logs (moto)
+with Lambda's START / END / REPORT lines. A handler that raises is logged as Lambda logs it and,
+for async invocations, retried twice, as Lambda does.
+
+`python -m orchestrator.sandbox.runner STATE_DIR` runs it until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.sandbox.aurora_emulation import LambdaCall, delete_calls, fetch_calls
+
+ASYNC_ATTEMPTS = 3       # the call and Lambda's two retries
+RETRY_DELAY = 0.2        # Lambda waits minutes; the sandbox keeps the retry semantics, not the delay
+IDLE_POLL = 0.02
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    name: str
+    arn: str
+    source: str
+    handler: str
+    memory_mb: int
+    timeout_s: int
+
+
+def function_code_from_template(template: dict[str, Any], name: str, arn: str) -> FunctionCode | None:
+    """The function's inline code and settings, read from the deployed consumer template."""
+    for resource in template.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
+            return FunctionCode(name=name, arn=arn, source=props["Code"]["ZipFile"], handler=props["Handler"],
+                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)))
+    return None
+
+
+class Worker:
+    """One warm worker process for one function; restarted if it dies."""
+
+    def __init__(self, code: FunctionCode, work_dir: Path) -> None:
+        self.code = code
+        self.dir = work_dir / code.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        module = code.handler.rsplit(".", 1)[0]
+        (self.dir / f"{module}.py").write_text(code.source)
+        self.process: subprocess.Popen[str] | None = None
+
+    def _ensure(self) -> subprocess.Popen[str]:
+        if self.process is None or self.process.poll() is not None:
+            module = self.code.handler.rsplit(".", 1)[0]
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator.sandbox.lambda_worker", str(self.dir / f"{module}.py"),
+                 self.code.handler], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        return self.process
+
+    def invoke(self, request_id: str, payload: str) -> dict[str, Any]:
+        process = self._ensure()
+        request = {"request_id": request_id, "payload": payload, "function_name": self.code.name,
+                   "function_arn": self.code.arn, "memory_mb": self.code.memory_mb, "timeout_s": self.code.timeout_s}
+        assert process.stdin and process.stdout
+        try:
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            line = process.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            self.process = None
+            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "the runtime exited"},
+                    "output": "", "duration_ms": 0.0}
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+
+
+class LogWriter:
+    """Lambda's log lines for one invocation, to /aws/lambda/<function> in CloudWatch Logs."""
+
+    def __init__(self, logs: Any) -> None:
+        self.logs = logs
+        self.streams: dict[str, str] = {}
+
+    def _stream(self, function: str) -> tuple[str, str]:
+        group = f"/aws/lambda/{function}"
+        if function not in self.streams:
+            existing = self.logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+            if not any(g["logGroupName"] == group for g in existing):
+                self.logs.create_log_group(logGroupName=group)  # as Lambda does when it is missing
+            stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+            self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            self.streams[function] = stream
+        return group, self.streams[function]
+
+    def write(self, code: FunctionCode, request_id: str, reply: dict[str, Any]) -> None:
+        group, stream = self._stream(code.name)
+        lines = [f"START RequestId: {request_id} Version: $LATEST"]
+        lines += [line for line in reply.get("output", "").splitlines() if line]
+        if reply.get("error"):
+            error = reply["error"]
+            lines.append(f"[ERROR] {error['errorType']}: {error['errorMessage']}\n{error.get('trace', '')}".rstrip())
+        duration = reply.get("duration_ms", 0.0)
+        lines.append(f"END RequestId: {request_id}")
+        lines.append(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
+                     f"{max(1, math.ceil(duration))} ms\tMemory Size: {code.memory_mb} MB")
+        now = int(time.time() * 1000)
+        self.logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                 logEvents=[{"timestamp": now, "message": line} for line in lines])
+
+
+class Runner:
+    def __init__(self, connect: Any, cfn: Any, logs: Any, consumer_stack: str, work_dir: Path) -> None:
+        self.connect = connect
+        self.cfn = cfn
+        self.consumer_stack = consumer_stack
+        self.work_dir = work_dir
+        self.log = LogWriter(logs)
+        self.workers: dict[str, Worker | None] = {}
+        self.stopping = threading.Event()
+
+    def worker_for(self, arn: str) -> Worker | None:
+        if arn not in self.workers:
+            name = arn.rsplit(":", 1)[-1]
+            body = self.cfn.get_template(StackName=self.consumer_stack)["TemplateBody"]
+            template = body if isinstance(body, dict) else json.loads(body)
+            code = function_code_from_template(template, name, arn)
+            self.workers[arn] = Worker(code, self.work_dir) if code else None
+        return self.workers[arn]
+
+    def handle(self, call: LambdaCall) -> None:
+        worker = self.worker_for(call.function_arn)
+        if worker is None:
+            print(f"runner: no deployed function for {call.function_arn}; call {call.id} dropped", file=sys.stderr)
+            return
+        request_id = str(uuid.uuid4())
+        attempts = ASYNC_ATTEMPTS if call.invocation_type == "Event" else 1
+        for attempt in range(attempts):
+            reply = worker.invoke(request_id, call.payload)
+            self.log.write(worker.code, request_id, reply)
+            if not reply.get("error"):
+                return
+            if attempt + 1 < attempts and self.stopping.wait(RETRY_DELAY * (attempt + 1)):
+                return
+
+    def run(self) -> None:
+        conn = self.connect()
+        try:
+            while not self.stopping.is_set():
+                calls = fetch_calls(conn, after_id=0, limit=200)
+                if not calls:
+                    self.stopping.wait(IDLE_POLL)
+                    continue
+                for call in calls:
+                    self.handle(call)
+                    # Gone once handled: a runner killed mid-batch redoes only what it had not finished.
+                    delete_calls(conn, call.id)
+        finally:
+            for worker in self.workers.values():
+                if worker:
+                    worker.stop()
+            conn.close()
+
+
+def main(state_dir: str) -> None:
+    from orchestrator.sandbox.state import SandboxState
+
+    state = SandboxState.load(Path(state_dir))
+    runner = Runner(connect=state.root_connection, cfn=state.aws().client("cloudformation"),
+                    logs=state.aws().client("logs"), consumer_stack=state.consumer_stack,
+                    work_dir=Path(state_dir) / "functions")
+    signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: runner.stopping.set())
+    runner.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

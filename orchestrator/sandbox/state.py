@@ -1,0 +1,75 @@
+"""Where the sandbox's services listen, kept in .rds-streams/state.json so every command (and the
+runner process) finds the same ones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class SandboxState:
+    root: Path
+    region: str
+    consumer_stack: str
+    moto_port: int
+    mariadb_port: int
+    sshd_port: int
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def mariadb_dir(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
+    def sshd_dir(self) -> Path:
+        return self.root / "sshd"
+
+    @property
+    def mariadb_socket(self) -> Path:
+        return self.mariadb_dir / "mysqld.sock"
+
+    @property
+    def sshd_user(self) -> str:
+        from orchestrator.sandbox.sshd import SshServer
+
+        return SshServer(self.sshd_dir, self.sshd_port).login_user
+
+    @property
+    def sshd_host_key(self) -> str:
+        from orchestrator.sandbox.sshd import SshServer
+
+        return SshServer(self.sshd_dir, self.sshd_port).host_public_key
+
+    @classmethod
+    def load(cls, root: Path) -> SandboxState:
+        raw = json.loads((root / STATE_FILE).read_text())
+        return cls(root=root, **{k: v for k, v in raw.items() if k != "root"})
+
+    @classmethod
+    def exists(cls, root: Path) -> bool:
+        return (root / STATE_FILE).is_file()
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in asdict(self).items() if k != "root"}
+        (self.root / STATE_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+    def aws(self) -> Any:
+        from orchestrator.aws import AwsClients
+
+        return AwsClients(region=self.region, endpoint_url=self.moto_url)
+
+    def root_connection(self) -> Any:
+        """MariaDB's root over its socket: the sandbox's own access, standing in for AWS's side of Aurora."""
+        import pymysql
+
+        return pymysql.connect(unix_socket=str(self.mariadb_socket), user="root", autocommit=True,
+                               charset="utf8mb4", connect_timeout=10)

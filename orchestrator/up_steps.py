@@ -1,0 +1,202 @@
+"""The steps of `up` after the stacks: each checks the real world before it acts, so `up` is
+idempotent and resumes after a failure or Ctrl-C at any step."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.aws import AwsClients
+from orchestrator.cancel import CancelToken
+from orchestrator.config import Config
+from orchestrator.deployment import DatabaseSession, Deployment, build_deployment, stack_outputs
+from orchestrator.errors import OperationFailed
+from orchestrator.ui import UI
+
+
+@dataclass
+class UpContext:
+    config: Config
+    aws: AwsClients
+    ui: UI
+    cancel: CancelToken
+    only: list[str] | None = None
+    sandbox: Any = None                 # orchestrator.sandbox.manager.Sandbox on the local target
+    sandbox_state: Any = None
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    changed_stacks: list[str] = field(default_factory=list)
+    _deployment: Deployment | None = None
+    _session: DatabaseSession | None = None
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            outputs = self.outputs if len(self.outputs) == 3 else stack_outputs(self.aws, self.config)
+            self._deployment = build_deployment(self.config, outputs, self.aws, self.sandbox_state)
+        return self._deployment
+
+    @property
+    def session(self) -> DatabaseSession:
+        if self._session is None:
+            self._session = DatabaseSession(self.config, self.deployment, self.aws, self.ui)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+class DeployStacks:
+    name = "stacks"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        return False  # the change sets are the check: an unchanged stack costs one describe
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.deploy.up import deploy_stacks
+
+        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel)
+        ctx.outputs.update(result.outputs)
+        ctx.changed_stacks += result.changed
+
+
+class BindSandbox:
+    """Local target only: make the deployed stacks real on this machine."""
+
+    name = "sandbox binding"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        return False  # each part is idempotent and quick
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.sandbox.binding import bind_database, trust_key_pair
+
+        state = ctx.sandbox_state
+        bind_database(state, ctx.session.credentials("master"), ctx.config.database.name)
+        trust_key_pair(state, ctx.session.private_key())
+        # The runner loads the deployed code when it starts: restart it when that code may have changed.
+        if ctx.sandbox.runner_pid() is None or ctx.config.stack_name("consumer") in ctx.changed_stacks:
+            ctx.sandbox.restart_runner(state)
+
+
+class OpenTunnel:
+    name = "tunnel"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        return False
+
+    def run(self, ctx: UpContext) -> None:
+        tunnel = ctx.session.tunnel()
+        ctx.ui.say(f"  through {ctx.deployment.bastion_host}:{ctx.deployment.bastion_port} on "
+                   f"127.0.0.1:{tunnel.local_port} (connect and auth {tunnel.connect_seconds * 1000:.0f} ms)")
+
+
+class ApplySchema:
+    name = "schema"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.database.schema import SchemaState, schema_status
+
+        status = ctx.session.run(lambda conn: schema_status(conn, ctx.config), "the schema check")
+        if status.state is SchemaState.CHANGED:
+            ctx.ui.say(f"[yellow]![/] {status.details}")
+        return status.state is not SchemaState.PENDING
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.schema import apply_schema
+
+        result = ctx.session.run(lambda conn: apply_schema(conn, ctx.config), "the schema")
+        ctx.ui.say(f"  {result.statements_run} statement(s) from {ctx.config.database.schema_file}")
+
+
+class EnsureGrants:
+    name = "grants"
+
+    def _plan(self, ctx: UpContext) -> Any:
+        from orchestrator.database.grants import GrantPlan
+
+        return GrantPlan.for_config(ctx.config, ctx.session.credentials("app"))
+
+    def _login_check(self, ctx: UpContext) -> Any:
+        from orchestrator.database.connect import can_log_in
+
+        tunnel = ctx.session.tunnel()
+        return lambda creds: can_log_in(tunnel.local_host, tunnel.local_port, creds, tls=ctx.session.tls())
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.database.grants import grants_status
+
+        plan, check = self._plan(ctx), self._login_check(ctx)
+        return ctx.session.run(lambda conn: grants_status(conn, plan, login_check=check), "the grants check").done
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.grants import ensure_grants
+
+        plan, check = self._plan(ctx), self._login_check(ctx)
+        status = ctx.session.run(lambda conn: ensure_grants(conn, plan, login_check=check), "the grants")
+        for line in status.missing:
+            ctx.ui.say(f"  {line}")
+
+
+def stream_settings(ctx: UpContext) -> Any:
+    from orchestrator.database.triggers import StreamSettings
+
+    return StreamSettings.from_config(ctx.config, function_arn=ctx.deployment.function_arn,
+                                      event_source_arn=ctx.deployment.event_source_arn)
+
+
+def streamed_tables(config: Config) -> list[str]:
+    return [table.name for table in config.stream.tables]
+
+
+class InstallTriggers:
+    name = "triggers"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.database.triggers import trigger_drift
+
+        settings = stream_settings(ctx)
+        drift = ctx.session.run(lambda conn: trigger_drift(conn, ctx.config.database.name,
+                                                           streamed_tables(ctx.config), settings), "the trigger check")
+        return all(d.in_sync for d in drift)
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.triggers import install_triggers
+
+        settings = stream_settings(ctx)
+        plans = ctx.session.run(lambda conn: install_triggers(conn, ctx.config.database.name,
+                                                              streamed_tables(ctx.config), settings), "the triggers")
+        for plan in plans:
+            for change in plan.changes:
+                if change.action != "unchanged":
+                    ctx.ui.say(f"  {plan.table}: {change.action} {change.name} ({change.reason})")
+
+
+class SmokeTest:
+    """A lambda_async call with a unique marker must reach the consumer's log."""
+
+    name = "smoke test"
+    timeout = 120.0
+
+    def is_done(self, ctx: UpContext) -> bool:
+        return False
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.probe import call_lambda_async, find_in_logs, new_marker
+
+        marker = new_marker()
+        started = time.time()
+        conn = ctx.session.connect("master", database=ctx.config.database.name)
+        try:
+            call_lambda_async(conn, ctx.config.database.dialect, ctx.deployment.function_arn, marker)
+        finally:
+            conn.close()
+        found = find_in_logs(ctx.aws.client("logs"), ctx.deployment.log_group, marker,
+                             since_ms=int(started * 1000) - 1000, timeout=self.timeout, cancel=ctx.cancel)
+        if not found:
+            raise OperationFailed(f"the lambda_async probe {marker} did not reach {ctx.deployment.log_group} "
+                                  f"within {self.timeout:.0f} s",
+                                  hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
+        latency = found[0]["timestamp"] / 1000 - started
+        ctx.ui.say(f"  probe {marker} logged by the consumer after {latency * 1000:.0f} ms")
