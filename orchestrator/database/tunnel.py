@@ -173,10 +173,10 @@ class Tunnel:
             self.ensure_open()
             with self._lock:
                 client = self._client
-            assert client is not None
-            transport = client.get_transport()
+            transport = client.get_transport() if client is not None else None
             try:
-                assert transport is not None
+                if transport is None:
+                    raise paramiko.SSHException("the SSH session is gone")
                 channel = transport.open_channel("direct-tcpip", destination, origin, timeout=self.spec.connect_timeout)
                 # sshd does not set TCP_NODELAY on a forwarding-only session, so Nagle holds the database's
                 # greeting behind the unacknowledged channel confirmation until our delayed ACK (~40 ms per
@@ -186,7 +186,7 @@ class Tunnel:
             except paramiko.ChannelException as err:
                 # The bastion reached us but not the database: reconnecting would not help.
                 raise OperationFailed(f"the bastion could not reach {destination[0]}:{destination[1]}: {err}") from None
-            except (paramiko.SSHException, EOFError, OSError, AssertionError):
+            except (paramiko.SSHException, EOFError, OSError):
                 # The transport died between the liveness check and the open; retry once on a new one.
                 if attempt == 2:
                     raise
@@ -257,10 +257,13 @@ def is_connection_lost(err: BaseException) -> bool:
     """Whether `err` (or what it wraps) is the database connection breaking, not a failing statement."""
     import pymysql
 
-    while err is not None:
-        if isinstance(err, pymysql.err.OperationalError) and err.args and err.args[0] in CONNECTION_LOST_CODES:
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, pymysql.err.OperationalError) and current.args and current.args[0] in CONNECTION_LOST_CODES:
             return True
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return False
 
 
