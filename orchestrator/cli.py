@@ -107,6 +107,23 @@ def down(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes =
         run(cfg, ui, cancel, only)
 
 
+@app.command()
+def verify(
+    config: ConfigPath = Path("config.toml"),
+    tables: Annotated[bool | None, typer.Option("--tables/--no-tables", help="Also round-trip the user's tables "
+                                                "(default: on in the sandbox, off on AWS, where it emits real events).")
+                      ] = None,
+    output: Output = OutputFormat.TEXT,
+) -> None:
+    """Prove the stream end to end; exit 0 only if every check passes."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.verify.run import verify as run
+
+    cfg, ui = _setup(config, output)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        run(cfg, ui, cancel, tables)
+
+
 def _report(error: Exception, title: str, hint: str | None) -> None:
     from rich.console import Console
     from rich.panel import Panel

@@ -150,23 +150,42 @@ def streamed_tables(config: Config) -> list[str]:
     return [table.name for table in config.stream.tables]
 
 
+def streamed(config: Config) -> list[tuple[str, list[str]]]:
+    """Schemas and their streamed tables: the user's, and verify's canary in our bookkeeping schema."""
+    from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
+
+    return [(config.database.name, streamed_tables(config)), (CANARY_SCHEMA, [CANARY_TABLE])]
+
+
 class InstallTriggers:
     name = "triggers"
 
     def is_done(self, ctx: UpContext) -> bool:
         from orchestrator.database.triggers import trigger_drift
+        from orchestrator.verify.canary import canary_exists
 
         settings = stream_settings(ctx)
-        drift = ctx.session.run(lambda conn: trigger_drift(conn, ctx.config.database.name,
-                                                           streamed_tables(ctx.config), settings), "the trigger check")
-        return all(d.in_sync for d in drift)
+
+        def in_sync(conn: Any) -> bool:
+            if not canary_exists(conn):
+                return False
+            return all(d.in_sync for schema, tables in streamed(ctx.config)
+                       for d in trigger_drift(conn, schema, tables, settings))
+
+        return ctx.session.run(in_sync, "the trigger check")
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.triggers import install_triggers
+        from orchestrator.verify.canary import ensure_canary_table
 
         settings = stream_settings(ctx)
-        plans = ctx.session.run(lambda conn: install_triggers(conn, ctx.config.database.name,
-                                                              streamed_tables(ctx.config), settings), "the triggers")
+
+        def install(conn: Any) -> list[Any]:
+            ensure_canary_table(conn)
+            return [plan for schema, tables in streamed(ctx.config)
+                    for plan in install_triggers(conn, schema, tables, settings)]
+
+        plans = ctx.session.run(install, "the triggers")
         for plan in plans:
             for change in plan.changes:
                 if change.action != "unchanged":

@@ -9,6 +9,7 @@ from typing import Any
 from orchestrator.database.credentials import Credentials
 from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, install_emulation
 from orchestrator.sandbox.state import SandboxState
+from orchestrator.verify.canary import CANARY_SCHEMA
 
 
 def ensure_master_user(root: Any, master: Credentials) -> None:
@@ -26,7 +27,9 @@ def bind_database(state: SandboxState, master: Credentials, database: str) -> No
     try:
         with root.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '``')}` CHARACTER SET utf8mb4")
-        install_emulation(root, [database])
+        with root.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{CANARY_SCHEMA}` CHARACTER SET utf8mb4")
+        install_emulation(root, [database, CANARY_SCHEMA])
         ensure_master_user(root, master)
     finally:
         root.close()

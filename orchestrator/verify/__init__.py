@@ -1,0 +1,1 @@
+"""`rds-streams verify`: prove the stream end to end."""

@@ -1,0 +1,194 @@
+"""One round trip on a streamed table: insert a marker row, update it, update it without change,
+delete it, then find exactly INSERT, MODIFY, REMOVE for it in the consumer's log, with the right
+images and none for the no-op update. The marker row is removed even when the check fails."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.cancel import CancelToken
+from orchestrator.database.probe import filter_events
+from orchestrator.database.trigger_sql import quote_ident
+from orchestrator.verify.markers import ColumnInfo, changed_value, insert_sql, marker_row, read_columns, where_keys
+
+CONSTRAINT_ERRORS = {1451, 1452, 3819, 4025, 1364, 1048, 1265, 1366}  # FK, CHECK, NOT NULL, bad value
+
+
+@dataclass
+class RoundTrip:
+    table: str
+    ok: bool = False
+    detail: str = ""
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+
+
+def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, view_type: str,
+               sample: dict[str, Any], timeout: float, grace: float, cancel: CancelToken) -> RoundTrip:
+    import pymysql
+
+    result = RoundTrip(table=f"{schema}.{table}")
+    columns = read_columns(conn, schema, table)
+    keys_cols = [c for c in columns if c.in_key]
+    rng = random.Random()
+    row = _unused_marker(conn, schema, table, columns, sample, rng)
+    keys = {c.name: row[c.name] for c in keys_cols if c.name in row}
+    update_col = next((c for c in columns if not c.in_key and changed_value(c, row.get(c.name)) is not None), None)
+    since_ms = int(time.time() * 1000) - 2000
+    commits: dict[str, float] = {}
+    try:
+        with conn.cursor() as cursor:
+            try:
+                cursor.execute(insert_sql(schema, table, row), tuple(row.values()))
+            except pymysql.err.MySQLError as err:
+                code = err.args[0] if err.args else None
+                hint = "" if sample else (" ; give values for it in [[stream.tables]] sample = { column = value }"
+                                          if code in CONSTRAINT_ERRORS else "")
+                result.detail = f"could not insert a marker row: {err.args[-1]}{hint}"
+                return result
+            conn.commit()
+            commits["INSERT"] = time.time()
+            target = f"{quote_ident(schema)}.{quote_ident(table)}"
+            if update_col is not None:
+                new = changed_value(update_col, row.get(update_col.name))
+                update = f"UPDATE {target} SET {quote_ident(update_col.name)} = %s WHERE {where_keys(keys)}"
+                cursor.execute(update, (new, *keys.values()))
+                conn.commit()
+                commits["MODIFY"] = time.time()
+                cursor.execute(update, (new, *keys.values()))  # changes nothing: must emit nothing
+                conn.commit()
+            cursor.execute(f"DELETE FROM {target} WHERE {where_keys(keys)}", tuple(keys.values()))
+            conn.commit()
+            commits["REMOVE"] = time.time()
+    finally:
+        _remove_marker(conn, schema, table, keys)
+    records = _wait_for_records(logs, log_group, table, keys, set(commits), since_ms, timeout, grace, cancel)
+    result.ok, result.detail = _judge(records, commits, view_type, update_col, keys)
+    for name, (_record, logged_ms) in _first_of_each(records).items():
+        result.latencies_ms[name] = max(0.0, logged_ms - commits[name] * 1000)
+    return result
+
+
+def _unused_marker(conn: Any, schema: str, table: str, columns: list[ColumnInfo], sample: dict[str, Any],
+                   rng: random.Random) -> dict[str, Any]:
+    for _ in range(20):
+        row = marker_row(columns, sample, rng)
+        keys = {c.name: row[c.name] for c in columns if c.in_key and c.name in row}
+        if not keys:
+            return row
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {quote_ident(schema)}.{quote_ident(table)} WHERE {where_keys(keys)}",
+                           tuple(keys.values()))
+            if cursor.fetchone() is None:
+                return row
+        if all(c.name in sample for c in columns if c.in_key):
+            break
+    raise RuntimeError(f"no unused marker key found in {schema}.{table}")
+
+
+def _remove_marker(conn: Any, schema: str, table: str, keys: dict[str, Any]) -> None:
+    if not keys:
+        return
+    try:
+        conn.rollback()
+        with conn.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {quote_ident(schema)}.{quote_ident(table)} WHERE {where_keys(keys)}",
+                           tuple(keys.values()))
+        conn.commit()
+    except Exception:  # the connection is gone: the row went with the rolled-back transaction
+        pass
+
+
+def _search_term(keys: dict[str, Any]) -> str:
+    return str(next((v for v in keys.values() if isinstance(v, str)), next(iter(keys.values()))))
+
+
+def _wait_for_records(logs: Any, group: str, table: str, keys: dict[str, Any], wanted: set[str], since_ms: int,
+                      timeout: float, grace: float, cancel: CancelToken) -> list[tuple[dict[str, Any], int]]:
+    deadline = time.monotonic() + timeout
+    complete_at: float | None = None
+    delay = 0.05
+    while True:
+        records = _records_for(filter_events(logs, group, f'"{_search_term(keys)}"', since_ms), table, keys)
+        names = {r["eventName"] for r, _ in records}
+        if wanted <= names and complete_at is None:
+            complete_at = time.monotonic()  # then wait a little for anything extra (a no-op MODIFY)
+        now = time.monotonic()
+        if (complete_at is not None and now - complete_at >= grace) or now > deadline:
+            return records
+        if cancel.wait(delay):
+            cancel.raise_if_cancelled("stopped waiting for change records")
+        delay = min(delay * 1.5, 1.0)
+
+
+def _records_for(events: list[dict[str, Any]], table: str, keys: dict[str, Any]) -> list[tuple[dict, int]]:
+    found = []
+    for event in events:
+        try:
+            record = json.loads(event["message"])
+        except (json.JSONDecodeError, TypeError):
+            continue
+        if not isinstance(record, dict) or "eventName" not in record:
+            continue
+        if not record.get("eventSourceARN", "").endswith(f".{table}"):
+            continue
+        record_keys = {name: _plain(value) for name, value in record.get("dynamodb", {}).get("Keys", {}).items()}
+        if all(record_keys.get(name) == _text(value) for name, value in keys.items()):
+            found.append((record, event["timestamp"]))
+    return sorted(found, key=lambda pair: int(pair[0]["dynamodb"].get("SequenceNumber", "0")))
+
+
+def _plain(typed: dict[str, Any]) -> str | None:
+    """A typed attribute value as text, for comparing keys and changed columns."""
+    if not isinstance(typed, dict) or len(typed) != 1:
+        return None
+    (kind, value), = typed.items()
+    return None if kind == "NULL" else str(value).lower() if kind == "BOOL" else str(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def _first_of_each(records: list[tuple[dict, int]]) -> dict[str, tuple[dict, int]]:
+    first: dict[str, tuple[dict, int]] = {}
+    for record, logged in records:
+        first.setdefault(record["eventName"], (record, logged))
+    return first
+
+
+def _judge(records: list[tuple[dict, int]], commits: dict[str, float], view_type: str,
+           update_col: ColumnInfo | None, keys: dict[str, Any]) -> tuple[bool, str]:
+    names = [r["eventName"] for r, _ in records]
+    expected = [n for n in ("INSERT", "MODIFY", "REMOVE") if n in commits]
+    if sorted(set(names)) != sorted(expected):
+        missing = [n for n in expected if n not in names]
+        return False, f"records found: {names or 'none'}; missing {missing}" if missing else f"unexpected records {names}"
+    if names.count("MODIFY") > 1:
+        return False, f"the update that changed nothing emitted a record too: {names}"
+    if len(names) != len(set(names)):
+        return False, f"duplicate records: {names}"
+    first = _first_of_each(records)
+    wants_new = view_type in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+    wants_old = view_type in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+    for name, (record, _) in first.items():
+        stream = record.get("dynamodb", {})
+        if stream.get("StreamViewType") != view_type:
+            return False, f"{name} has StreamViewType {stream.get('StreamViewType')}, expected {view_type}"
+        has_new, has_old = "NewImage" in stream, "OldImage" in stream
+        if has_new != (wants_new and name != "REMOVE") or has_old != (wants_old and name != "INSERT"):
+            return False, f"{name} carries the wrong images for {view_type} (new: {has_new}, old: {has_old})"
+    if update_col is not None and view_type == "NEW_AND_OLD_IMAGES":
+        stream = first["MODIFY"][0]["dynamodb"]
+        old, new = (_plain(stream[image].get(update_col.name, {})) for image in ("OldImage", "NewImage"))
+        if old == new:
+            return False, f"MODIFY shows {update_col.name} unchanged ({old!r})"
+    note = "" if update_col is not None else " (no column that can be updated: MODIFY not checked)"
+    return True, f"{', '.join(expected)} with the right images, none for the no-op update{note}"

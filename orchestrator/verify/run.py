@@ -1,0 +1,139 @@
+"""`rds-streams verify`: each check with its outcome and latency; passes only when all pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.cancel import CancelToken
+from orchestrator.config import Config
+from orchestrator.errors import OperationFailed, RdsStreamsError
+from orchestrator.ui import UI
+
+LOG_TIMEOUT = {"local": 30.0, "aws": 120.0}
+GRACE = {"local": 0.5, "aws": 5.0}   # how long to wait for a record that must not come
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    latency_ms: str = ""
+
+
+def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None) -> list[CheckResult]:
+    from orchestrator.lifecycle import context_for
+
+    ctx = context_for(config, ui, cancel)
+    include_users = user_tables if user_tables is not None else config.project.target == "local"
+    target = config.project.target
+    try:
+        checks: list[tuple[str, Callable[[], CheckResult]]] = [
+            ("lambda_async probe", lambda: _probe(ctx, target)),
+            ("triggers match what would be generated", lambda: _drift(ctx)),
+            ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target)),
+        ]
+        if include_users:
+            checks += [(f"round trip on {config.database.name}.{t.name}",
+                        lambda t=t: _round_trip(ctx, config.database.name, t.name, t.sample, target))
+                       for t in config.stream.tables]
+        results = []
+        for name, check in checks:
+            try:
+                results.append(check())
+            except RdsStreamsError as err:
+                if err.exit_code == 130:
+                    raise
+                results.append(CheckResult(name, False, str(err)))
+    finally:
+        ctx.close()
+    if not include_users:
+        results.append(CheckResult("round trip on user tables", True,
+                                   "skipped on AWS: it emits real events to the consumer; pass --tables to run it"))
+    _show(results, ui)
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise OperationFailed(f"verify failed: {', '.join(failed)}", hint="the table above says why for each check")
+    return results
+
+
+def _canary() -> tuple[str, str]:
+    from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
+
+    return CANARY_SCHEMA, CANARY_TABLE
+
+
+def _probe(ctx: Any, target: str) -> CheckResult:
+    from orchestrator.database.probe import call_lambda_async, find_in_logs, new_marker
+
+    name = "lambda_async probe"
+    marker = new_marker()
+    conn = ctx.session.connect("master", database=ctx.config.database.name)
+    try:
+        called = time.time()
+        call_lambda_async(conn, ctx.config.database.dialect, ctx.deployment.function_arn, marker)
+    except Exception as err:
+        return CheckResult(name, False, f"lambda_async failed: {err.args[-1] if err.args else err}")
+    finally:
+        conn.close()
+    found = find_in_logs(ctx.aws.client("logs"), ctx.deployment.log_group, marker, since_ms=int(called * 1000) - 1000,
+                         timeout=LOG_TIMEOUT[target], cancel=ctx.cancel)
+    if not found:
+        return CheckResult(name, False, f"{marker} not in {ctx.deployment.log_group} after {LOG_TIMEOUT[target]:.0f} s")
+    latency = max(0.0, found[0]["timestamp"] - called * 1000)
+    return CheckResult(name, True, f"{marker} logged by the consumer", f"{latency:.0f}")
+
+
+def _drift(ctx: Any) -> CheckResult:
+    from orchestrator.database.triggers import trigger_drift
+    from orchestrator.up_steps import stream_settings, streamed_tables
+
+    settings = stream_settings(ctx)
+    schema, canary = _canary()
+    drift = ctx.session.run(lambda conn: trigger_drift(conn, ctx.config.database.name, streamed_tables(ctx.config),
+                                                       settings) + trigger_drift(conn, schema, [canary], settings),
+                            "the trigger check")
+    problems = [f"{d.schema}.{d.table}: " + "; ".join(
+        part for part in (f"missing {', '.join(d.missing)}" if d.missing else "",
+                          f"changed {', '.join(d.changed)}" if d.changed else "",
+                          f"unexpected {', '.join(d.extra)}" if d.extra else "") if part)
+        for d in drift if not d.in_sync]
+    if problems:
+        return CheckResult("triggers match what would be generated", False,
+                           " | ".join(problems) + " (run `rds-streams up` to reinstall them)")
+    return CheckResult("triggers match what would be generated", True,
+                       f"{len(drift)} table(s), {3 * len(drift)} triggers in sync")
+
+
+def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str) -> CheckResult:
+    from orchestrator.verify.roundtrip import round_trip
+
+    name = f"round trip on {schema}.{table}" if schema != _canary()[0] else "round trip on the canary"
+    conn = ctx.session.connect("master")
+    conn.autocommit(False)
+    try:
+        result = round_trip(conn, ctx.aws.client("logs"), ctx.deployment.log_group, schema, table,
+                            view_type=ctx.config.stream.view_type, sample=sample, timeout=LOG_TIMEOUT[target],
+                            grace=GRACE[target], cancel=ctx.cancel)
+    finally:
+        conn.close()
+    latency = " / ".join(f"{v:.0f}" for v in result.latencies_ms.values())
+    return CheckResult(name, result.ok, result.detail, latency)
+
+
+def _show(results: list[CheckResult], ui: UI) -> None:
+    for result in results:
+        ui.emit("check", name=result.name, ok=result.ok, detail=result.detail, latency_ms=result.latency_ms)
+    if ui.output.value != "text":
+        return
+    from rich.table import Table
+
+    table = Table(title="rds-streams verify", title_justify="left", header_style="bold")
+    for column in ("check", "result", "commit → log (ms)", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(r.name, "[green]pass[/]" if r.ok else "[red]FAIL[/]", r.latency_ms, r.detail)
+    ui.console.print(table)
