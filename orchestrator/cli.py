@@ -124,6 +124,47 @@ def verify(
         run(cfg, ui, cancel, tables)
 
 
+@app.command()
+def tunnel(
+    config: ConfigPath = Path("config.toml"),
+    show_password: Annotated[bool, typer.Option("--show-password", help="Print the app user's password too.")] = False,
+    output: Output = OutputFormat.TEXT,
+) -> None:
+    """Hold the SSH tunnel open on bastion.local_port and print how to connect."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.hold_tunnel import hold_tunnel
+
+    cfg, ui = _setup(config, output)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        hold_tunnel(cfg, ui, cancel, show_password=show_password)
+
+
+@app.command()
+def logs(
+    config: ConfigPath = Path("config.toml"),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    since: Annotated[str, typer.Option("--since", help="How far back: 30s, 10m, 2h, 1d.")] = "1h",
+    output: Output = OutputFormat.TEXT,
+) -> None:
+    """The consumer's log, change events pretty-printed."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.logs_view import show_logs
+
+    cfg, ui = _setup(config, output)
+    with first_interrupt_cancels(CancelToken()) as cancel:
+        show_logs(cfg, ui, cancel, follow=follow, since=since)
+
+
+@app.command()
+def status(config: ConfigPath = Path("config.toml"), output: Output = OutputFormat.TEXT) -> None:
+    """Stacks, endpoints, sandbox processes, triggers installed vs expected."""
+    from orchestrator.cancel import CancelToken
+    from orchestrator.status import show_status
+
+    cfg, ui = _setup(config, output)
+    show_status(cfg, ui, CancelToken())
+
+
 def _report(error: Exception, title: str, hint: str | None) -> None:
     from rich.console import Console
     from rich.panel import Panel

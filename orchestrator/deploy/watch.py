@@ -127,7 +127,9 @@ def _report_event(ui: UI, stack: Watched, event: dict[str, Any], plain: bool) ->
         when = event["Timestamp"].strftime("%H:%M:%S")
         what = ("" if event["ResourceType"] == "AWS::CloudFormation::Stack"
                 else f" {event['LogicalResourceId']} ({event['ResourceType']})")
-        ui.say(f"{when} {stack.name}{what} {event['ResourceStatus']}" + (f": {reason}" if reason else ""))
+        from rich.markup import escape
+
+        ui.say(escape(f"{when} {stack.name}{what} {event['ResourceStatus']}" + (f": {reason}" if reason else "")))
 
 
 def _stop_waiting(cfn: Any, stacks: list[Watched]) -> None:

@@ -1,0 +1,77 @@
+"""`rds-streams status`: target, stacks, endpoints, sandbox processes, triggers installed vs expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.cancel import CancelToken
+from orchestrator.config import Config
+from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deploy.stacks import describe_stack
+from orchestrator.errors import OperationFailed
+from orchestrator.ui import UI
+
+
+def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
+    from orchestrator.lifecycle import context_for
+
+    report: dict[str, Any] = {"target": config.project.target, "region": config.project.region}
+    if config.project.target == "local":
+        from orchestrator.sandbox.manager import Sandbox
+
+        sandbox = Sandbox(config)
+        state = sandbox.state()
+        report["sandbox"] = {name: pid for name, pid in sandbox.processes().items()}
+        if state is None or not report["sandbox"].get("moto"):
+            report["stacks"] = {config.stack_name(k): None for k in STACK_ORDER}
+            _show(report, ui)
+            return report
+    ctx = context_for(config, ui, cancel)
+    try:
+        cfn = ctx.aws.client("cloudformation")
+        report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in STACK_ORDER}
+        if all(report["stacks"].values()):
+            report.update(_database(ctx))
+    finally:
+        ctx.close()
+    _show(report, ui)
+    return report
+
+
+def _database(ctx: Any) -> dict[str, Any]:
+    from orchestrator.database.triggers import trigger_drift
+    from orchestrator.up_steps import stream_settings, streamed
+
+    d = ctx.deployment
+    result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
+                                            "bastion": f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}",
+                                            "function": d.function_arn, "log_group": d.log_group}}
+    try:
+        settings = stream_settings(ctx)
+        drift = ctx.session.run(lambda conn: [x for schema, tables in streamed(ctx.config)
+                                              for x in trigger_drift(conn, schema, tables, settings)], "status")
+    except OperationFailed as err:
+        result["triggers"] = f"database not reachable: {err}"
+        return result
+    result["triggers"] = {f"{x.schema}.{x.table}": {"expected": 3, "installed": 3 - len(x.missing),
+                                                     "missing": list(x.missing), "changed": list(x.changed),
+                                                     "extra": list(x.extra), "in_sync": x.in_sync} for x in drift}
+    return result
+
+
+def _show(report: dict[str, Any], ui: UI) -> None:
+    ui.emit("status", **report)
+    ui.say(f"[bold]target[/] {report['target']} ({report['region']})")
+    for name, pid in report.get("sandbox", {}).items():
+        ui.say(f"  sandbox {name}: {'running, pid ' + str(pid) if pid else '[red]not running[/]'}")
+    for stack, status in report.get("stacks", {}).items():
+        ui.say(f"  stack {stack}: {status or '[dim]not deployed[/]'}")
+    for name, value in report.get("endpoints", {}).items():
+        ui.say(f"  {name}: {value}")
+    triggers = report.get("triggers")
+    if isinstance(triggers, str):
+        ui.say(f"  triggers: {triggers}")
+    for table, t in (triggers or {}).items() if isinstance(triggers, dict) else ():
+        state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
+            f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
+        ui.say(f"  triggers {table}: {t['installed']}/{t['expected']} installed, {state}")
