@@ -113,6 +113,8 @@ def verify(
     tables: Annotated[bool | None, typer.Option("--tables/--no-tables", help="Also round-trip the user's tables "
                                                 "(default: on in the sandbox, off on AWS, where it emits real events).")
                       ] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for each record in the "
+                                                  "consumer's log (default 30 in the sandbox, 120 on AWS).")] = None,
     output: Output = OutputFormat.TEXT,
 ) -> None:
     """Prove the stream end to end; exit 0 only if every check passes."""
@@ -121,7 +123,7 @@ def verify(
 
     cfg, ui = _setup(config, output)
     with first_interrupt_cancels(CancelToken()) as cancel:
-        run(cfg, ui, cancel, tables)
+        run(cfg, ui, cancel, tables, timeout)
 
 
 @app.command()

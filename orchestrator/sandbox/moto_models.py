@@ -13,9 +13,12 @@ model metaclass reads the service from it.
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 from typing import Any
 
+from moto.awslambda.models import LambdaFunction
 from moto.cloudformation import parsing
 from moto.cloudformation.models import ChangeSet, Stack
 from moto.core.common_models import CloudFormationModel
@@ -306,6 +309,19 @@ def _apply_change_set(self: ChangeSet) -> None:
 
 
 _stack_outputs = Stack.outputs
+_update_lambda = LambdaFunction.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _update_lambda_with_inline_code(cls: type[LambdaFunction], original_resource: Any, new_resource_name: str,
+                                    cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    """moto zips an inline ZipFile on create but not on update, where it 500s; so a changed handler
+    could never be deployed. Zip it here as the create path does."""
+    code = cloudformation_json["Properties"].get("Code", {})
+    if "ZipFile" in code:
+        cloudformation_json = copy.deepcopy(cloudformation_json)
+        zipped = cls._create_zipfile_from_plaintext_code(code["ZipFile"])
+        cloudformation_json["Properties"]["Code"]["ZipFile"] = base64.b64encode(zipped).decode()
+    return _update_lambda(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
 
 
 def _outputs_unless_deleted(self: Stack) -> list[dict[str, Any]] | None:
@@ -322,6 +338,7 @@ def register() -> None:
         model.delete = delete  # type: ignore[attr-defined]
     ChangeSet.apply = _apply_change_set  # type: ignore[method-assign]
     Stack.outputs = property(_outputs_unless_deleted)  # type: ignore[assignment,method-assign]
+    LambdaFunction.update_from_cloudformation_json = classmethod(_update_lambda_with_inline_code)  # type: ignore[method-assign,assignment]
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()

@@ -24,21 +24,23 @@ class CheckResult:
     latency_ms: str = ""
 
 
-def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None) -> list[CheckResult]:
+def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None,
+           timeout: float | None = None) -> list[CheckResult]:
     from orchestrator.lifecycle import context_for
 
     ctx = context_for(config, ui, cancel)
     include_users = user_tables if user_tables is not None else config.project.target == "local"
     target = config.project.target
+    wait = timeout or LOG_TIMEOUT[target]
     try:
         checks: list[tuple[str, Callable[[], CheckResult]]] = [
-            ("lambda_async probe", lambda: _probe(ctx, target)),
+            ("lambda_async probe", lambda: _probe(ctx, target, wait)),
             ("triggers match what would be generated", lambda: _drift(ctx)),
-            ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target)),
+            ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target, wait)),
         ]
         if include_users:
             checks += [(f"round trip on {config.database.name}.{t.name}",
-                        lambda t=t: _round_trip(ctx, config.database.name, t.name, t.sample, target))
+                        lambda t=t: _round_trip(ctx, config.database.name, t.name, t.sample, target, wait))
                        for t in config.stream.tables]
         results = []
         for name, check in checks:
@@ -66,7 +68,7 @@ def _canary() -> tuple[str, str]:
     return CANARY_SCHEMA, CANARY_TABLE
 
 
-def _probe(ctx: Any, target: str) -> CheckResult:
+def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
     from orchestrator.database.probe import call_lambda_async, find_in_logs, new_marker
 
     name = "lambda_async probe"
@@ -80,9 +82,9 @@ def _probe(ctx: Any, target: str) -> CheckResult:
     finally:
         conn.close()
     found = find_in_logs(ctx.aws.client("logs"), ctx.deployment.log_group, marker, since_ms=int(called * 1000) - 1000,
-                         timeout=LOG_TIMEOUT[target], cancel=ctx.cancel)
+                         timeout=wait, cancel=ctx.cancel)
     if not found:
-        return CheckResult(name, False, f"{marker} not in {ctx.deployment.log_group} after {LOG_TIMEOUT[target]:.0f} s")
+        return CheckResult(name, False, f"{marker} not in {ctx.deployment.log_group} after {wait:.0f} s")
     latency = max(0.0, found[0]["timestamp"] - called * 1000)
     return CheckResult(name, True, f"{marker} logged by the consumer", f"{latency:.0f}")
 
@@ -108,7 +110,8 @@ def _drift(ctx: Any) -> CheckResult:
                        f"{len(drift)} table(s), {3 * len(drift)} triggers in sync")
 
 
-def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str) -> CheckResult:
+def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str,
+                wait: float) -> CheckResult:
     from orchestrator.verify.roundtrip import round_trip
 
     name = f"round trip on {schema}.{table}" if schema != _canary()[0] else "round trip on the canary"
@@ -116,7 +119,7 @@ def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], targe
     conn.autocommit(False)
     try:
         result = round_trip(conn, ctx.aws.client("logs"), ctx.deployment.log_group, schema, table,
-                            view_type=ctx.config.stream.view_type, sample=sample, timeout=LOG_TIMEOUT[target],
+                            view_type=ctx.config.stream.view_type, sample=sample, timeout=wait,
                             grace=GRACE[target], cancel=ctx.cancel)
     finally:
         conn.close()

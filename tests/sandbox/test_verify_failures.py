@@ -1,0 +1,88 @@
+"""verify fails (exit 1, naming the check and why) when the stream is broken in each way a user
+could break it: triggers dropped, a consumer that raises, Lambda calls failing in the database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.sandbox.aurora_emulation import clear_faults, inject_fault
+from orchestrator.sandbox.manager import Sandbox
+from tests.sandbox.conftest import local_config
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One sandbox for the module: up before, down after."""
+    from orchestrator.cli import main
+
+    config_path = local_config(tmp_path_factory.mktemp("verify"))
+    assert main(["up", "--config", str(config_path), "--yes", "--output", "json"]) == 0
+    yield config_path
+    assert main(["down", "--config", str(config_path), "--yes", "--output", "json"]) == 0
+
+
+def failed_checks(cli, config_path):
+    code, out = cli("verify", "--config", str(config_path), "--timeout", "3")
+    return code, {o["name"]: o["detail"] for o in out if o["type"] == "check" and not o["ok"]}
+
+
+def root_conn(config_path):
+    return Sandbox(load_config(config_path)).state().root_connection()
+
+
+def test_verify_fails_when_the_triggers_are_dropped(deployed, cli):
+    conn = root_conn(deployed)
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TRIGGER `flights`.`rds_streams_routes_update`")
+    conn.close()
+    code, failed = failed_checks(cli, deployed)
+    assert code == 1
+    assert "missing rds_streams_routes_update" in failed["triggers match what would be generated"]
+    assert "MODIFY" in failed["round trip on flights.routes"]
+    assert cli("up", "--config", str(deployed), "--yes")[0] == 0, "up reinstalls them"
+    assert failed_checks(cli, deployed) == (0, {})
+
+
+def test_verify_fails_when_lambda_async_is_switched_to_fail(deployed, cli):
+    conn = root_conn(deployed)
+    inject_fault(conn, reason="Network Connection. Unable to connect to endpoint")
+    try:
+        code, failed = failed_checks(cli, deployed)
+    finally:
+        clear_faults(conn)
+        conn.close()
+    assert code == 1
+    assert "Lambda API returned error" in failed["lambda_async probe"]
+    assert "could not insert a marker row" in failed["round trip on the canary"]
+    assert failed_checks(cli, deployed) == (0, {})
+
+
+def test_verify_fails_when_the_consumer_raises_and_lambda_retries_it_twice(deployed, cli):
+    config = load_config(deployed)
+    state = Sandbox(config).state()
+    cfn, logs = state.aws().client("cloudformation"), state.aws().client("logs")
+    stack = config.stack_name("consumer")
+    template = cfn.get_template(StackName=stack)["TemplateBody"]
+    template = template if isinstance(template, dict) else json.loads(template)
+    good = template["Resources"]["ConsumerFunction"]["Properties"]["Code"]["ZipFile"]
+    template["Resources"]["ConsumerFunction"]["Properties"]["Code"]["ZipFile"] = (
+        "def handler(event, context=None):\n    raise RuntimeError('consumer is broken')\n")
+    cfn.update_stack(StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
+    Sandbox(config).restart_runner(state)
+    try:
+        code, failed = failed_checks(cli, deployed)
+        assert code == 1
+        assert "not in /aws/lambda/rds-streams-consumer" in failed["lambda_async probe"]
+        assert "missing" in failed["round trip on the canary"]
+        events = logs.filter_log_events(logGroupName="/aws/lambda/rds-streams-consumer",
+                                        filterPattern='"consumer is broken"')["events"]
+        probe_errors = [e for e in events if e["message"].startswith("[ERROR] RuntimeError: consumer is broken")]
+        assert len(probe_errors) % 3 == 0 and probe_errors, "each failed invocation is tried three times"
+    finally:
+        template["Resources"]["ConsumerFunction"]["Properties"]["Code"]["ZipFile"] = good
+        cfn.update_stack(StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
+        Sandbox(config).restart_runner(state)
+    assert failed_checks(cli, deployed) == (0, {})
