@@ -15,7 +15,8 @@ system-packages:
 	@scripts/ensure-system-packages
 
 demo: $(BIN)/.installed system-packages
-	$(BIN)/rds-streams synth --out out
+	$(BIN)/rds-streams up --yes
+	$(BIN)/rds-streams verify
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check orchestrator blueprints tests bench

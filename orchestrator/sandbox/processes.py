@@ -60,13 +60,18 @@ def wait_until(ready: Callable[[], bool], *, timeout: float, what: str, alive: C
 
 
 def pid_alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent (in containers PID 1 may be slow to reap it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def read_pid(pid_file: Path) -> int | None:

@@ -109,8 +109,7 @@ class LogWriter:
             self.streams[function] = stream
         return group, self.streams[function]
 
-    def write(self, code: FunctionCode, request_id: str, reply: dict[str, Any]) -> None:
-        group, stream = self._stream(code.name)
+    def lines(self, code: FunctionCode, request_id: str, reply: dict[str, Any]) -> list[str]:
         lines = [f"START RequestId: {request_id} Version: $LATEST"]
         lines += [line for line in reply.get("output", "").splitlines() if line]
         if reply.get("error"):
@@ -120,9 +119,14 @@ class LogWriter:
         lines.append(f"END RequestId: {request_id}")
         lines.append(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
                      f"{max(1, math.ceil(duration))} ms\tMemory Size: {code.memory_mb} MB")
-        now = int(time.time() * 1000)
-        self.logs.put_log_events(logGroupName=group, logStreamName=stream,
-                                 logEvents=[{"timestamp": now, "message": line} for line in lines])
+        return lines
+
+    def write(self, function: str, lines: list[tuple[int, str]]) -> None:
+        """One PutLogEvents for a batch of invocations: what keeps the runner ahead of a busy writer."""
+        group, stream = self._stream(function)
+        for start in range(0, len(lines), 5000):  # PutLogEvents takes at most 10,000 events
+            self.logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                     logEvents=[{"timestamp": at, "message": m} for at, m in lines[start:start + 5000]])
 
 
 class Runner:
@@ -144,7 +148,8 @@ class Runner:
             self.workers[arn] = Worker(code, self.work_dir) if code else None
         return self.workers[arn]
 
-    def handle(self, call: LambdaCall) -> None:
+    def handle(self, call: LambdaCall, pending: dict[str, list[tuple[int, str]]]) -> None:
+        """Run one queued call (with Lambda's retries for async ones); its log lines go to `pending`."""
         worker = self.worker_for(call.function_arn)
         if worker is None:
             print(f"runner: no deployed function for {call.function_arn}; call {call.id} dropped", file=sys.stderr)
@@ -153,7 +158,9 @@ class Runner:
         attempts = ASYNC_ATTEMPTS if call.invocation_type == "Event" else 1
         for attempt in range(attempts):
             reply = worker.invoke(request_id, call.payload)
-            self.log.write(worker.code, request_id, reply)
+            now = int(time.time() * 1000)
+            pending.setdefault(worker.code.name, []).extend(
+                (now, line) for line in self.log.lines(worker.code, request_id, reply))
             if not reply.get("error"):
                 return
             if attempt + 1 < attempts and self.stopping.wait(RETRY_DELAY * (attempt + 1)):
@@ -167,10 +174,13 @@ class Runner:
                 if not calls:
                     self.stopping.wait(IDLE_POLL)
                     continue
+                pending: dict[str, list[tuple[int, str]]] = {}
                 for call in calls:
-                    self.handle(call)
-                    # Gone once handled: a runner killed mid-batch redoes only what it had not finished.
-                    delete_calls(conn, call.id)
+                    self.handle(call, pending)
+                for function, lines in pending.items():
+                    self.log.write(function, lines)
+                # Gone only once logged: a runner killed mid-batch runs those calls again (at least once).
+                delete_calls(conn, calls[-1].id)
         finally:
             for worker in self.workers.values():
                 if worker:
