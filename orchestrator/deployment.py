@@ -61,6 +61,13 @@ def stack_outputs(aws: AwsClients, config: Config) -> dict[str, dict[str, str]]:
 def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: AwsClients,
                      sandbox: Any | None = None) -> Deployment:
     database, consumer = outputs["database"], outputs["consumer"]
+    needed = {"database": ("ClusterIdentifier", "ClusterEndpoint", "ClusterPort", "MasterSecretArn", "AppSecretArn",
+                           "BastionInstanceId", "BastionPublicIp", "KeyPairId"),
+              "consumer": ("FunctionArn", "LogGroupName")}
+    missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
+    if missing:
+        raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",
+                              hint="run `rds-streams up` so the stacks are updated to this version's templates")
     function_arn = consumer["FunctionArn"]
     common = dict(
         target=config.project.target, region=config.project.region, account_id=function_arn.split(":")[4],

@@ -96,7 +96,7 @@ def test_endpoint_egress_variant_deploys_and_deletes_cleanly(aws, aws_config, rd
 
 def test_snapshot_deletion_keeps_and_reports_a_final_snapshot(aws, aws_config, rds_streams):
     config = str(aws_config({"database": {"deletion": "snapshot"}}))
-    assert rds_streams("up", "--config", config, "--yes")[0] == 0
+    assert rds_streams("up", "--config", config, "--yes", *ALL)[0] == 0
     code, out = rds_streams("down", "--config", config, "--yes")
     assert code == 0
     (report,) = events_of("down", out)
