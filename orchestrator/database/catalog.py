@@ -1,0 +1,65 @@
+"""Reads from information_schema: table shapes, and the triggers of ours already installed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.database import trigger_sql
+from orchestrator.database.table_shape import Column, TableShape
+from orchestrator.errors import OperationFailed
+
+
+@dataclass(frozen=True)
+class InstalledTrigger:
+    name: str
+    table: str
+    event: str  # INSERT | UPDATE | DELETE
+    timing: str  # AFTER | BEFORE
+    body: str  # ACTION_STATEMENT: the text after FOR EACH ROW, as it was given
+    definer: str  # user@host
+
+
+def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
+    """Read `schema`.`table`; refuse a missing table, a view, or a table without a primary key."""
+    with conn.cursor() as cursor:
+        cursor.execute(trigger_sql.TABLE_TYPE_QUERY, (schema, table))
+        found = cursor.fetchone()
+        if found is None:
+            raise OperationFailed(
+                f"table {schema}.{table} does not exist, so no change stream can be set up for it",
+                hint="create it (the [database] schema file) or remove it from [[stream.tables]]",
+            )
+        if found[0] != "BASE TABLE":
+            raise OperationFailed(
+                f"{schema}.{table} is a {found[0].lower()}; triggers can only be put on base tables",
+                hint="stream the table the view reads from instead",
+            )
+        cursor.execute(trigger_sql.COLUMNS_QUERY, (schema, table))
+        columns = tuple(
+            Column(name=name, data_type=data_type.lower(), column_type=column_type, nullable=nullable == "YES",
+                   charset=charset, numeric_precision=_int(precision), numeric_scale=_int(scale),
+                   datetime_precision=_int(dt_precision))
+            for name, data_type, column_type, nullable, charset, precision, scale, dt_precision in cursor.fetchall()
+        )
+        cursor.execute(trigger_sql.PRIMARY_KEY_QUERY, (schema, table))
+        primary_key = tuple(row[0] for row in cursor.fetchall())
+    if not primary_key:
+        raise OperationFailed(
+            f"table {schema}.{table} has no primary key; change records carry the primary key as their Keys, "
+            "so it cannot be streamed",
+            hint=f"add one (ALTER TABLE {trigger_sql.quote_ident(table)} ADD PRIMARY KEY (...)) "
+                 "or remove the table from [[stream.tables]]",
+        )
+    return TableShape(schema=schema, table=table, columns=columns, primary_key=primary_key)
+
+
+def read_our_triggers(conn: Any, schema: str) -> list[InstalledTrigger]:
+    """Every trigger in `schema` whose name carries our prefix, on any table."""
+    with conn.cursor() as cursor:
+        cursor.execute(trigger_sql.TRIGGERS_QUERY, (schema,))
+        return [InstalledTrigger(*row) for row in cursor.fetchall()]
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

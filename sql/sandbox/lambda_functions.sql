@@ -1,0 +1,50 @@
+-- Aurora MySQL 3's native lambda_async/lambda_sync, emulated as stored functions in one streamed
+-- schema: the current database when this runs. An unqualified call inside a trigger resolves in
+-- the trigger's own schema, so the generated triggers run unchanged on Aurora and here.
+-- Needs lambda_queue.sql first. SQL SECURITY INVOKER keeps CURRENT_USER() the trigger's DEFINER
+-- for invoke_lambda's privilege check. Parameters say utf8mb4: the schema's charset may be latin1.
+
+DELIMITER $$
+
+-- The same steps as rds_streams_sandbox.invoke_lambda, written out rather than called: it runs
+-- once per changed row, and a nested stored-function call costs about 4 us a row (bench/).
+CREATE OR REPLACE FUNCTION `lambda_async`(
+    function_arn VARCHAR(2048) CHARACTER SET utf8mb4, payload LONGTEXT CHARACTER SET utf8mb4
+)
+    RETURNS BIGINT UNSIGNED
+    NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
+BEGIN
+    IF NOT (@rds_streams_sandbox_lambda_access <=> CURRENT_USER()) THEN
+        IF NOT `rds_streams_sandbox`.`has_lambda_access`(CURRENT_USER()) THEN
+            SIGNAL SQLSTATE '42000' SET MYSQL_ERRNO = 1227,
+                MESSAGE_TEXT = 'Access denied; you need (at least one of) the Invoke Lambda privilege(s) for this operation';
+        END IF;
+        SET @rds_streams_sandbox_lambda_access = CURRENT_USER();
+    END IF;
+    IF LENGTH(payload) > 1048576 THEN
+        SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1873,
+            MESSAGE_TEXT = 'Lambda API returned error: Request must be smaller than 1048576 bytes for the InvokeAsync operation';
+    END IF;
+    INSERT INTO `rds_streams_sandbox`.`lambda_calls` (`invocation_type`, `function_arn`, `payload`, `caller`, `called_at`)
+        VALUES ('Event', function_arn, payload, CURRENT_USER(), SYSDATE(6));
+    -- Aurora's lambda_async returns NULL.
+    RETURN NULL;
+END$$
+
+-- The emulation cannot wait for the function's own response (the runner executes it later), so it
+-- answers with what a successful synchronous Invoke reports.
+CREATE OR REPLACE FUNCTION `lambda_sync`(
+    function_arn VARCHAR(2048) CHARACTER SET utf8mb4, payload LONGTEXT CHARACTER SET utf8mb4
+)
+    RETURNS LONGTEXT CHARACTER SET utf8mb4
+    NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
+BEGIN
+    DECLARE call_id BIGINT DEFAULT `rds_streams_sandbox`.`invoke_lambda`('RequestResponse', function_arn, payload);
+    -- call_id + 0: JSON_OBJECT quotes a bare routine variable as a string.
+    RETURN JSON_OBJECT('StatusCode', 200, 'ExecutedVersion', '$LATEST', 'rdsStreamsSandboxCallId', call_id + 0);
+END$$
+
+DELIMITER ;
+
+EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON FUNCTION `', REPLACE(DATABASE(), '`', '``'), '`.`lambda_async` TO PUBLIC');
+EXECUTE IMMEDIATE CONCAT('GRANT EXECUTE ON FUNCTION `', REPLACE(DATABASE(), '`', '``'), '`.`lambda_sync` TO PUBLIC');
