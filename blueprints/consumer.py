@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from awacs import logs as logs_actions
+from awacs import sqs as sqs_actions
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
-from troposphere import GetAtt, Output, Ref, Sub, Template, awslambda, iam, logs
+from troposphere import GetAtt, Output, Ref, Sub, Template, awslambda, iam, logs, sqs
 
 from blueprints.common import new_template, tag_everything
 from orchestrator.config import Config
@@ -30,19 +31,41 @@ def log_group(t: Template, config: Config) -> logs.LogGroup:
     return group
 
 
-def consumer_role(t: Template, group: logs.LogGroup) -> iam.Role:
-    """May write to its own log group only (not the managed policy, whose resource is *)."""
+def dead_letter_queue(t: Template) -> sqs.Queue:
+    """Direct delivery: where Lambda's async queue puts events it gave up on (after 2 retries or 6 h),
+    instead of dropping them."""
+    queue = t.add_resource(sqs.Queue("DeadLetterQueue", MessageRetentionPeriod=14 * 24 * 3600,
+                                     SqsManagedSseEnabled=True))
+    t.add_output(Output("DeadLetterQueueUrl", Value=Ref(queue)))
+    t.add_output(Output("DeadLetterQueueArn", Value=GetAtt(queue, "Arn")))
+    return queue
+
+
+def async_invoke_config(t: Template, function: awslambda.Function, queue: sqs.Queue) -> None:
+    t.add_resource(awslambda.EventInvokeConfig(
+        "ConsumerAsyncConfig", FunctionName=Ref(function), Qualifier="$LATEST", MaximumRetryAttempts=2,
+        MaximumEventAgeInSeconds=6 * 3600,
+        DestinationConfig=awslambda.DestinationConfig(
+            OnFailure=awslambda.OnFailure(Destination=GetAtt(queue, "Arn"))),
+    ))
+
+
+def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None) -> iam.Role:
+    """May write to its own log group (not the managed policy, whose resource is *) and, in direct
+    mode, to its own dead-letter queue."""
+    statements = [Statement(
+        Effect=Allow, Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+        Resource=[Sub("${Group}:*", Group=GetAtt(group, "Arn"))],
+    )]
+    if queue is not None:
+        statements.append(Statement(Effect=Allow, Action=[sqs_actions.SendMessage], Resource=[GetAtt(queue, "Arn")]))
     return t.add_resource(iam.Role(
         "ConsumerRole",
         AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
             Effect=Allow, Principal=Principal("Service", ["lambda.amazonaws.com"]), Action=[AssumeRole],
         )]),
         Policies=[iam.Policy(PolicyName="WriteOwnLogs", PolicyDocument=PolicyDocument(
-            Version="2012-10-17",
-            Statement=[Statement(
-                Effect=Allow, Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
-                Resource=[Sub("${Group}:*", Group=GetAtt(group, "Arn"))],
-            )],
+            Version="2012-10-17", Statement=statements,
         ))],
     ))
 
@@ -63,6 +86,9 @@ def consumer_function(t: Template, config: Config, role: iam.Role, group: logs.L
 def consumer_template(config: Config) -> Template:
     t = new_template(config, "consumer", "the Lambda that receives change records")
     group = log_group(t, config)
-    role = consumer_role(t, group)
-    consumer_function(t, config, role, group)
+    queue = dead_letter_queue(t) if config.stream.delivery == "direct" else None
+    role = consumer_role(t, group, queue)
+    function = consumer_function(t, config, role, group)
+    if queue is not None:
+        async_invoke_config(t, function, queue)
     return tag_everything(t, config)

@@ -62,7 +62,7 @@ def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: Aw
                      sandbox: Any | None = None) -> Deployment:
     database, consumer = outputs["database"], outputs["consumer"]
     needed = {"database": ("ClusterIdentifier", "ClusterEndpoint", "ClusterPort", "MasterSecretArn", "AppSecretArn",
-                           "BastionInstanceId", "BastionPublicIp", "KeyPairId"),
+                           "BastionInstanceId", "KeyPairId") + (() if sandbox else ("BastionPublicIp",)),
               "consumer": ("FunctionArn", "LogGroupName")}
     missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
     if missing:

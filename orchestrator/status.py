@@ -46,6 +46,11 @@ def _database(ctx: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
                                             "bastion": f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}",
                                             "function": d.function_arn, "log_group": d.log_group}}
+    queue = ctx.outputs_of("consumer").get("DeadLetterQueueUrl")
+    if queue:
+        attributes = ctx.aws.client("sqs").get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        result["dead_letters"] = {"lambda_async_queue": int(attributes["ApproximateNumberOfMessages"])}
     try:
         settings = stream_settings(ctx)
         drift = ctx.session.run(lambda conn: [x for schema, tables in streamed(ctx.config)
@@ -68,6 +73,8 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         ui.say(f"  stack {stack}: {status or '[dim]not deployed[/]'}")
     for name, value in report.get("endpoints", {}).items():
         ui.say(f"  {name}: {value}")
+    for name, depth in report.get("dead_letters", {}).items():
+        ui.say(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")
     if isinstance(triggers, str):
         ui.say(f"  triggers: {triggers}")

@@ -42,6 +42,13 @@ class UpContext:
             self._session = DatabaseSession(self.config, self.deployment, self.aws, self.ui)
         return self._session
 
+    def outputs_of(self, stack: str) -> dict[str, str]:
+        if stack not in self.outputs:
+            from orchestrator.deploy.stacks import describe_stack
+
+            self.outputs[stack] = describe_stack(self.aws.client("cloudformation"), self.config.stack_name(stack)).outputs
+        return self.outputs[stack]
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()

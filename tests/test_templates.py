@@ -149,7 +149,8 @@ def test_egress_is_a_nat_gateway_or_a_lambda_endpoint(shipped, tmp_path):
 
 
 def test_every_resource_that_takes_tags_carries_the_ownership_tag(shipped):
-    untaggable = {"AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::Route", "AWS::EC2::VPCGatewayAttachment"}
+    untaggable = {"AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::Route", "AWS::EC2::VPCGatewayAttachment",
+                  "AWS::Lambda::EventInvokeConfig"}
     tagged = 0
     for template in shipped.values():
         for logical_id, resource in template["Resources"].items():
@@ -167,3 +168,17 @@ def test_values_cross_stacks_as_parameters_never_exports(shipped):
     text = json.dumps(shipped)
     assert "Fn::ImportValue" not in text and '"Export"' not in text
     assert set(shipped["database"]["Parameters"]) >= {"VpcId", "PrivateSubnetIds", "ConsumerFunctionArn"}
+
+
+def test_direct_delivery_keeps_events_lambda_gives_up_on_in_a_dead_letter_queue(shipped, tmp_path):
+    consumer = shipped["consumer"]
+    (config,) = resources_of(consumer, "AWS::Lambda::EventInvokeConfig")
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    assert config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    (role,) = resources_of(consumer, "AWS::IAM::Role")
+    statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {"Action": ["sqs:SendMessage"], "Effect": "Allow",
+            "Resource": [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]} in statements
+    outbox = rendered(tmp_path, VARIANTS["outbox-x86-bastion"])["consumer"]
+    assert resources_of(outbox, "AWS::SQS::Queue") == [] == resources_of(outbox, "AWS::Lambda::EventInvokeConfig")

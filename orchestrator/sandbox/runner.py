@@ -129,10 +129,31 @@ class LogWriter:
                                      logEvents=[{"timestamp": at, "message": m} for at, m in lines[start:start + 5000]])
 
 
+def failure_destination_record(code: FunctionCode, request_id: str, payload: str, reply: dict[str, Any],
+                               attempts: int) -> str:
+    """What Lambda sends to an on-failure destination once an async event's retries are exhausted."""
+    try:
+        request_payload = json.loads(payload)
+    except json.JSONDecodeError:
+        request_payload = payload
+    error = reply.get("error") or {}
+    return json.dumps({
+        "version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {"requestId": request_id, "functionArn": f"{code.arn}:$LATEST",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+        "requestPayload": request_payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": error.get("errorMessage"), "errorType": error.get("errorType")},
+    })
+
+
 class Runner:
-    def __init__(self, connect: Any, cfn: Any, logs: Any, consumer_stack: str, work_dir: Path) -> None:
+    def __init__(self, connect: Any, cfn: Any, logs: Any, consumer_stack: str, work_dir: Path,
+                 sqs: Any = None) -> None:
         self.connect = connect
         self.cfn = cfn
+        self.sqs = sqs
+        self.dead_letter_url = _dead_letter_url(cfn, consumer_stack) if sqs is not None else None
         self.consumer_stack = consumer_stack
         self.work_dir = work_dir
         self.log = LogWriter(logs)
@@ -165,6 +186,9 @@ class Runner:
                 return
             if attempt + 1 < attempts and self.stopping.wait(RETRY_DELAY * (attempt + 1)):
                 return
+        if call.invocation_type == "Event" and self.dead_letter_url:
+            self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=failure_destination_record(
+                worker.code, request_id, call.payload, reply, attempts))
 
     def run(self) -> None:
         conn = self.connect()
@@ -188,13 +212,19 @@ class Runner:
             conn.close()
 
 
+def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:
+    stacks = cfn.describe_stacks(StackName=consumer_stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])} if stacks else {}
+    return outputs.get("DeadLetterQueueUrl")
+
+
 def main(state_dir: str) -> None:
     from orchestrator.sandbox.state import SandboxState
 
     state = SandboxState.load(Path(state_dir))
     runner = Runner(connect=state.root_connection, cfn=state.aws().client("cloudformation"),
                     logs=state.aws().client("logs"), consumer_stack=state.consumer_stack,
-                    work_dir=Path(state_dir) / "functions")
+                    work_dir=Path(state_dir) / "functions", sqs=state.aws().client("sqs"))
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stopping.set())
     runner.run()

@@ -81,6 +81,9 @@ def test_verify_fails_when_the_consumer_raises_and_lambda_retries_it_twice(deplo
                                         filterPattern='"consumer is broken"')["events"]
         probe_errors = [e for e in events if e["message"].startswith("[ERROR] RuntimeError: consumer is broken")]
         assert len(probe_errors) % 3 == 0 and probe_errors, "each failed invocation is tried three times"
+        code, out = cli("status", "--config", str(deployed))
+        (status,) = [o for o in out if o["type"] == "status"]
+        assert status["dead_letters"]["lambda_async_queue"] >= 1, "given-up events land in the dead-letter queue"
     finally:
         template["Resources"]["ConsumerFunction"]["Properties"]["Code"]["ZipFile"] = good
         cfn.update_stack(StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
