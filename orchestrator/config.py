@@ -141,6 +141,10 @@ class StreamConfig(_Section):
     delivery: Literal["direct", "outbox"] = "direct"
     view_type: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] = "NEW_AND_OLD_IMAGES"
     tables: tuple[TableConfig, ...] = Field(min_length=1, strict=False)
+    # outbox delivery: records per lambda_sync call (the payload also stays under 1 MB), and how often a
+    # batch may fail before it is split (a record failing alone then goes to the dead-letter table)
+    batch_size: int = Field(100, ge=1, le=10000)
+    max_attempts: int = Field(3, ge=1, le=100)
 
     @field_validator("tables")
     @classmethod

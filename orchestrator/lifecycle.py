@@ -12,7 +12,9 @@ from orchestrator.up_steps import (
     ApplySchema,
     BindSandbox,
     DeployStacks,
+    DrainOutbox,
     EnsureGrants,
+    InstallOutbox,
     InstallTriggers,
     OpenTunnel,
     SmokeTest,
@@ -39,7 +41,10 @@ def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) -> l
     if not only:  # --only limits up to stacks and skips the database steps
         if ctx.sandbox is not None:
             steps.append(BindSandbox())
-        steps += [OpenTunnel(), ApplySchema(), EnsureGrants(), InstallTriggers(), SmokeTest()]
+        steps += [OpenTunnel(), ApplySchema(), EnsureGrants(), InstallOutbox(), InstallTriggers()]
+        if config.stream.delivery == "direct":
+            steps.append(DrainOutbox())
+        steps.append(SmokeTest())
     try:
         return run_steps(steps, ctx, ui, cancel)
     finally:

@@ -55,9 +55,16 @@ def _database(ctx: Any) -> dict[str, Any]:
         settings = stream_settings(ctx)
         drift = ctx.session.run(lambda conn: [x for schema, tables in streamed(ctx.config)
                                               for x in trigger_drift(conn, schema, tables, settings)], "status")
+        from orchestrator.database.outbox import outbox_lag
+
+        lag = ctx.session.run(outbox_lag, "status")
     except OperationFailed as err:
         result["triggers"] = f"database not reachable: {err}"
         return result
+    if lag is not None:
+        result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
+                            "oldest_seconds": lag.oldest_seconds}
+        result.setdefault("dead_letters", {})["outbox"] = lag.dead_letters
     result["triggers"] = {f"{x.schema}.{x.table}": {"expected": 3, "installed": 3 - len(x.missing),
                                                      "missing": list(x.missing), "changed": list(x.changed),
                                                      "extra": list(x.extra), "in_sync": x.in_sync} for x in drift}
@@ -73,6 +80,10 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         ui.say(f"  stack {stack}: {status or '[dim]not deployed[/]'}")
     for name, value in report.get("endpoints", {}).items():
         ui.say(f"  {name}: {value}")
+    if "outbox" in report:
+        outbox = report["outbox"]
+        age = f", oldest {outbox['oldest_seconds']:.1f} s" if outbox["oldest_seconds"] is not None else ""
+        ui.say(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
     for name, depth in report.get("dead_letters", {}).items():
         ui.say(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")

@@ -146,6 +146,46 @@ class EnsureGrants:
             ctx.ui.say(f"  {line}")
 
 
+class InstallOutbox:
+    """The outbox, its delivering EVENT and where it delivers to. Installed in both delivery modes, so
+    switching either way loses nothing: the event drains what outbox triggers wrote before a switch."""
+
+    name = "outbox"
+
+    def _settings(self, ctx: UpContext) -> dict[str, Any]:
+        return {"function_arn": ctx.deployment.function_arn, "batch_size": ctx.config.stream.batch_size,
+                "max_attempts": ctx.config.stream.max_attempts}
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.database.outbox import outbox_installed
+
+        settings = self._settings(ctx)
+        return ctx.session.run(lambda conn: outbox_installed(conn, **settings), "the outbox check")
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.outbox import install_outbox
+
+        settings = self._settings(ctx)
+        ctx.session.run(lambda conn: install_outbox(conn, **settings), "the outbox")
+
+
+class DrainOutbox:
+    """Direct delivery only: records an outbox trigger wrote before the switch are delivered now."""
+
+    name = "outbox drain"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.database.outbox import outbox_lag
+
+        lag = ctx.session.run(outbox_lag, "the outbox check")
+        return lag is None or lag.waiting == 0
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.database.outbox import require_empty
+
+        ctx.session.run(lambda conn: require_empty(conn, timeout=120.0), "the outbox drain")
+
+
 def stream_settings(ctx: UpContext) -> Any:
     from orchestrator.database.triggers import StreamSettings
 

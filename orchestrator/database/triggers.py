@@ -2,7 +2,8 @@
 
 Every streamed table gets three AFTER triggers (INSERT, UPDATE, DELETE), named
 `rds_streams_<table>_<insert|update|delete>`. Each turns its row change into one DynamoDB Streams
-record (trigger_sql.py writes the SQL) and delivers it; `direct` delivery calls Lambda per row.
+record (trigger_sql.py writes the SQL) and delivers it; `direct` delivery calls Lambda per row,
+`outbox` delivery inserts it into our outbox in the writer's transaction (see sql/outbox.sql).
 Whether a trigger is up to date is decided by comparing its installed text with what would be
 generated now, so a column added since shows up as drift and `install_triggers` is idempotent.
 """
@@ -44,7 +45,7 @@ class StreamSettings:
     event_source_arn: str
     view_type: ViewType = "NEW_AND_OLD_IMAGES"
     dialect: Dialect = Dialect.V3
-    delivery: Literal["direct"] = "direct"
+    delivery: Literal["direct", "outbox"] = "direct"
     # user@host the triggers run as (it needs the Lambda privilege); None: whoever installs them.
     definer: str | None = None
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
@@ -52,13 +53,9 @@ class StreamSettings:
     @classmethod
     def from_config(cls, config: Config, *, function_arn: str, event_source_arn: str,
                     definer: str | None = None) -> StreamSettings:
-        if config.stream.delivery != "direct":
-            raise OperationFailed(
-                f"[stream] delivery = {config.stream.delivery!r} is not built yet; only \"direct\" triggers can be generated",
-                hint='set delivery = "direct" in [stream]',
-            )
         return cls(function_arn=function_arn, region=config.project.region, event_source_arn=event_source_arn,
-                   view_type=config.stream.view_type, dialect=config.database.dialect, definer=definer)
+                   view_type=config.stream.view_type, dialect=config.database.dialect,
+                   delivery=config.stream.delivery, definer=definer)
 
     def source_arn_for(self, schema: str, table: str) -> str:
         return self.event_source_arn.replace("{schema}", schema).replace("{table}", table)
@@ -127,6 +124,11 @@ def trigger_name(table: str, event: TriggerEvent) -> str:
     return PREFIX + base + suffix
 
 
+def outbox_delivery(record: str) -> str:
+    """Into the outbox, inside the writer's transaction: a rollback takes the record with it."""
+    return f"INSERT INTO `rds_streams`.`outbox` (`payload`) VALUES ({record})"
+
+
 def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
     """The three triggers for `shape`, pure: the same inputs always give the same text."""
     spec = trigger_sql.RecordSpec(view_type=settings.view_type, region=settings.region,
@@ -134,6 +136,8 @@ def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[Trig
                                   max_payload_bytes=settings.max_payload_bytes)
 
     def deliver(record: str) -> str:
+        if settings.delivery == "outbox":
+            return outbox_delivery(record)
         return trigger_sql.direct_delivery(settings.dialect is Dialect.V2, settings.function_arn, record)
 
     definitions = []

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from orchestrator.database.scripts import run_sql_file
 
 CANARY_SCHEMA = "rds_streams"
 CANARY_TABLE = "canary"
-CANARY_SQL = Path(__file__).resolve().parents[2] / "sql" / "canary.sql"
 
 
 def ensure_canary_table(conn: Any) -> None:
-    with conn.cursor() as cursor:
-        for statement in CANARY_SQL.read_text().split(";"):
-            if any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines()):
-                cursor.execute(statement)
+    run_sql_file(conn, "canary.sql")
 
 
 def canary_exists(conn: Any) -> bool:

@@ -192,3 +192,20 @@ def _judge(records: list[tuple[dict, int]], commits: dict[str, float], view_type
             return False, f"MODIFY shows {update_col.name} unchanged ({old!r})"
     note = "" if update_col is not None else " (no column that can be updated: MODIFY not checked)"
     return True, f"{', '.join(expected)} with the right images, none for the no-op update{note}"
+
+
+def rollback_emits(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, wait: float,
+                   cancel: CancelToken) -> bool:
+    """Insert a marker row and roll back; whether a record for it reached the consumer within `wait`."""
+    columns = read_columns(conn, schema, table)
+    row = _unused_marker(conn, schema, table, columns, {}, random.Random())
+    keys = {c.name: row[c.name] for c in columns if c.in_key and c.name in row}
+    since_ms = int(time.time() * 1000) - 2000
+    conn.begin()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(insert_sql(schema, table, row), tuple(row.values()))
+    finally:
+        conn.rollback()
+    records = _wait_for_records(logs, log_group, table, keys, {"INSERT"}, since_ms, wait, 0.0, cancel)
+    return bool(records)

@@ -37,6 +37,7 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
             ("lambda_async probe", lambda: _probe(ctx, target, wait)),
             ("triggers match what would be generated", lambda: _drift(ctx)),
             ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target, wait)),
+            ("rolled-back write", lambda: _rollback(ctx, target)),
         ]
         if include_users:
             checks += [(f"round trip on {config.database.name}.{t.name}",
@@ -125,6 +126,30 @@ def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], targe
         conn.close()
     latency = " / ".join(f"{v:.0f}" for v in result.latencies_ms.values())
     return CheckResult(name, result.ok, result.detail, latency)
+
+
+def _rollback(ctx: Any, target: str) -> CheckResult:
+    """Outbox: a rolled-back write must emit nothing. Direct: Aurora calls Lambda before commit, so it
+    does emit (a phantom record); that is reported as the known property of that mode, not a failure."""
+    from orchestrator.verify.roundtrip import rollback_emits
+
+    name = "rolled-back write"
+    outbox = ctx.config.stream.delivery == "outbox"
+    # Outbox: longer than a delivery cycle (1 s) plus the log's delay; direct: until the phantom shows.
+    wait = (2.5 if target == "local" else 10.0) if outbox else LOG_TIMEOUT[target] / 3
+    conn = ctx.session.connect("master")
+    conn.autocommit(False)
+    try:
+        emitted = rollback_emits(conn, ctx.aws.client("logs"), ctx.deployment.log_group, *_canary(), wait=wait,
+                                 cancel=ctx.cancel)
+    finally:
+        conn.close()
+    if outbox:
+        return CheckResult(name, not emitted, "a record reached the consumer for a rolled-back write" if emitted
+                           else f"nothing emitted for a rolled-back write (waited {wait:.1f} s)")
+    return CheckResult(name, True, "known property of direct delivery: the rolled-back write reached the consumer "
+                       "(Aurora calls Lambda before commit); delivery = \"outbox\" emits only committed changes"
+                       if emitted else "no phantom record seen for the rolled-back write")
 
 
 def _show(results: list[CheckResult], ui: UI) -> None:
