@@ -44,8 +44,8 @@ delivery:
 BEGIN
     DECLARE v_arn VARCHAR(2048);
     DECLARE v_batch_size, v_max_attempts, v_limit, v_failures, v_count INT DEFAULT 0;
-    DECLARE v_id, v_last_id BIGINT UNSIGNED;
-    DECLARE v_row, v_payload LONGTEXT CHARACTER SET utf8mb4;
+    DECLARE v_id, v_last_id, v_next_id BIGINT UNSIGNED;
+    DECLARE v_row, v_payload, v_next LONGTEXT CHARACTER SET utf8mb4;
     DECLARE v_total BIGINT DEFAULT 0;
     DECLARE v_done, v_failed INT DEFAULT 0;
     DECLARE v_error TEXT CHARACTER SET utf8mb4;
@@ -117,13 +117,34 @@ BEGIN
             SET `failures` = 0, `current_batch` = GREATEST(1, v_count DIV 2), `last_error` = v_error
             WHERE `id` = 1;
         ELSE
-            -- One record that keeps failing alone: set aside, so it cannot stall the stream.
-            INSERT INTO `rds_streams`.`outbox_dead_letters` (`id`, `payload`, `error`, `attempts`)
-            SELECT `id`, `payload`, v_error, v_max_attempts FROM `rds_streams`.`outbox` WHERE `id` = v_last_id;
-            DELETE FROM `rds_streams`.`outbox` WHERE `id` = v_last_id;
-            UPDATE `rds_streams`.`outbox_state`
-            SET `failures` = 0, `current_batch` = `batch_size`, `last_error` = v_error
-            WHERE `id` = 1;
+            -- One record keeps failing alone. Poison, or is Lambda failing for everything? The next
+            -- record tells: if it goes through, this one is set aside so it cannot stall the stream;
+            -- if it fails too, it is an outage and nothing is set aside.
+            SET v_next_id = NULL;
+            SELECT `id`, `payload` INTO v_next_id, v_next
+            FROM `rds_streams`.`outbox` WHERE `id` > v_last_id ORDER BY `id` LIMIT 1;
+            SET v_done = 0, v_failed = 0;
+            IF v_next_id IS NOT NULL THEN
+                BEGIN
+                    DECLARE EXIT HANDLER FOR SQLEXCEPTION SET v_failed = 1;
+                    SET @rds_streams_outbox_result = lambda_sync(v_arn, v_next);
+                END;
+            END IF;
+            IF v_next_id IS NOT NULL AND v_failed = 0 THEN
+                DELETE FROM `rds_streams`.`outbox` WHERE `id` = v_next_id;
+                INSERT INTO `rds_streams`.`outbox_dead_letters` (`id`, `payload`, `error`, `attempts`)
+                SELECT `id`, `payload`, v_error, v_max_attempts FROM `rds_streams`.`outbox` WHERE `id` = v_last_id;
+                DELETE FROM `rds_streams`.`outbox` WHERE `id` = v_last_id;
+                UPDATE `rds_streams`.`outbox_state`
+                SET `failures` = 0, `current_batch` = `batch_size`, `last_error` = v_error,
+                    `last_delivery` = NOW(6), `delivered` = `delivered` + 1
+                WHERE `id` = 1;
+            ELSE
+                UPDATE `rds_streams`.`outbox_state`
+                SET `failures` = 0, `current_batch` = `batch_size`, `last_error` = v_error
+                WHERE `id` = 1;
+                LEAVE batches;
+            END IF;
         END IF;
 
         IF TIMESTAMPDIFF(MICROSECOND, v_started, NOW(6)) > 900000 THEN

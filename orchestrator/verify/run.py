@@ -43,6 +43,8 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
             checks += [(f"round trip on {config.database.name}.{t.name}",
                         lambda t=t: _round_trip(ctx, config.database.name, t.name, t.sample, target, wait))
                        for t in config.stream.tables]
+        import pymysql
+
         results = []
         for name, check in checks:
             try:
@@ -51,6 +53,8 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
                 if err.exit_code == 130:
                     raise
                 results.append(CheckResult(name, False, str(err)))
+            except pymysql.err.MySQLError as err:  # e.g. the write itself failed because Lambda did
+                results.append(CheckResult(name, False, f"database error {err.args[0]}: {err.args[-1]}"))
     finally:
         ctx.close()
     if not include_users:

@@ -32,3 +32,48 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[dic
         return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     return run
+
+
+def logged_records(config_path: Path, term: str) -> list[dict[str, Any]]:
+    """Change records in the consumer's log whose line contains `term`, in the order they were logged."""
+    from orchestrator.config import load_config
+    from orchestrator.database.probe import filter_events
+    from orchestrator.sandbox.manager import Sandbox
+
+    config = load_config(config_path)
+    logs = Sandbox(config).state().aws().client("logs")
+    events = filter_events(logs, f"/aws/lambda/{config.consumer.function_name}", f'"{term}"', 0)
+    records = []
+    for event in events:
+        try:
+            record = json.loads(event["message"])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "eventName" in record:
+            records.append(record)
+    return records
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def root_connection(config_path: Path) -> Any:
+    from orchestrator.config import load_config
+    from orchestrator.sandbox.manager import Sandbox
+
+    return Sandbox(load_config(config_path)).state().root_connection()
+
+
+ROUTE_INSERT = ("INSERT INTO `flights`.`routes` (`airportFrom`, `airportTo`, `operator`, `group`, `carrierCode`) "
+                "VALUES (%s, %s, 'op', 'grp', %s)")
+ROUTE_UPDATE = "UPDATE `flights`.`routes` SET `carrierCode` = %s WHERE `airportFrom` = %s AND `airportTo` = %s"

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.config import load_config
 from orchestrator.sandbox.aurora_emulation import clear_faults, inject_fault
 from orchestrator.sandbox.manager import Sandbox
-from tests.sandbox.conftest import local_config
+from tests.sandbox.conftest import ROUTE_INSERT, local_config, logged_records, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,48 @@ def test_verify_fails_when_the_consumer_raises_and_lambda_retries_it_twice(deplo
         cfn.update_stack(StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
         Sandbox(config).restart_runner(state)
     assert failed_checks(cli, deployed) == (0, {})
+
+
+def test_direct_delivery_emits_a_phantom_record_for_a_rolled_back_write(deployed):
+    conn = root_conn(deployed)
+    conn.autocommit(False)
+    with conn.cursor() as cursor:
+        cursor.execute(ROUTE_INSERT, ("PHANTOM", "ROLLBACK-D", "XX"))
+    conn.rollback()
+    conn.close()
+    (record,) = wait_for(lambda: logged_records(deployed, "ROLLBACK-D"), 15, "the phantom record")
+    assert record["eventName"] == "INSERT", "Aurora calls Lambda before commit: documented, not prevented"
+
+
+def test_direct_delivery_fails_the_writes_while_lambda_fails(deployed):
+    import threading
+
+    import pymysql
+
+    conn = root_conn(deployed)
+    inject_fault(conn, reason="Rate Exceeded.")
+    failures: list[str] = []
+    succeeded: list[str] = []
+
+    def write(n: int) -> None:
+        own = root_conn(deployed)
+        for i in range(10):
+            try:
+                with own.cursor() as cursor:
+                    cursor.execute(ROUTE_INSERT, (f"D{n}-{i}", "LOAD-D", "XX"))
+                succeeded.append(f"D{n}-{i}")
+            except pymysql.err.MySQLError as err:
+                failures.append(err.args[1])
+        own.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        clear_faults(conn)
+        conn.close()
+    assert len(failures) == 40 and succeeded == [], "every write failed with the Lambda call"
+    assert all(f == "Lambda API returned error: Rate Exceeded." for f in failures)
