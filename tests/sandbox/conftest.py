@@ -22,6 +22,17 @@ def local_config(directory: Path, overrides: dict | None = None) -> Path:
 
 
 @pytest.fixture
+def local_sandbox(tmp_path: Path) -> Any:
+    """A local-target config in a temp dir; whatever sandbox a failing test left there is stopped."""
+    from orchestrator.config import load_config
+    from orchestrator.sandbox.manager import Sandbox
+
+    config_path = local_config(tmp_path)
+    yield config_path
+    Sandbox(load_config(config_path)).stop()
+
+
+@pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[dict[str, Any]]]]:
     """Run the CLI in-process with --output json; the exit code and the JSON objects printed."""
 

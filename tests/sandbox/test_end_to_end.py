@@ -17,15 +17,15 @@ from orchestrator.hold_tunnel import hold_tunnel
 from orchestrator.sandbox.manager import Sandbox
 from orchestrator.sandbox.processes import find_binary, pid_alive, port_open
 from orchestrator.ui import UI, OutputFormat
-from tests.sandbox.conftest import local_config
 
 
 def checks(objects):
     return {o["name"]: o for o in objects if o["type"] == "check"}
 
 
-def test_up_verify_tunnel_logs_down(tmp_path, cli):
-    config_path = local_config(tmp_path)
+def test_up_verify_tunnel_logs_down(local_sandbox, cli):
+    config_path = local_sandbox
+    tmp_path = config_path.parent
     config = str(config_path)
 
     code, out = cli("up", "--config", config, "--yes")

@@ -168,3 +168,35 @@ def test_nothing_committed_is_lost_when_mariadb_restarts_and_the_runner_is_kille
         lambda: (keys := {r["dynamodb"]["Keys"]["airportFrom"]["S"] for r in logged_records(outbox_sandbox, "CRASH-4")})
         >= set(committed) and keys, 60, "every committed insert")
     assert set(committed) <= delivered
+
+
+def test_switching_delivery_under_load_loses_no_change(outbox_sandbox):
+    from orchestrator.cli import main
+
+    committed: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        conn = root_connection(outbox_sandbox)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with conn.cursor() as cursor:
+                cursor.execute(ROUTE_INSERT, (f"S{n}", "SWITCH-5", "XX"))
+            committed.append(f"S{n}")
+            time.sleep(0.005)
+        conn.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for delivery in ("direct", "outbox"):
+            local_config(outbox_sandbox.parent, {"stream": {"delivery": delivery, "batch_size": 50, "max_attempts": 2}})
+            assert main(["up", "--config", str(outbox_sandbox), "--yes", "--output", "json"]) == 0
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(committed) > 50
+    wait_for(lambda: {r["dynamodb"]["Keys"]["airportFrom"]["S"] for r in logged_records(outbox_sandbox, "SWITCH-5")}
+             >= set(committed), 60, "every change made across both switches")
