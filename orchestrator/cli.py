@@ -74,6 +74,9 @@ def synth(
 
 @app.command()
 def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = False,
+       reapply_schema: Annotated[bool, typer.Option("--reapply-schema", help="Run a changed schema file again, "
+                                                    "whole (it may drop data); otherwise a change is only reported.")
+                                 ] = False,
        output: Output = OutputFormat.TEXT) -> None:
     """Deploy or update everything; idempotent, resumes after any failure."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
@@ -81,7 +84,7 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
 
     cfg, ui = _setup(config, output, yes)
     with first_interrupt_cancels(CancelToken()) as cancel:
-        run(cfg, ui, cancel, only)
+        run(cfg, ui, cancel, only, reapply_schema=reapply_schema)
 
 
 @app.command()

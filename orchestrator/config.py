@@ -69,6 +69,9 @@ class DatabaseConfig(_Section):
     name: str = Field("flights", pattern=IDENTIFIER.pattern)
     schema_file: str = Field("sql/schema.sql", alias="schema")
     deletion: Literal["delete", "snapshot"] = "delete"
+    # The RDS CA bundle (PEM) to verify the cluster's TLS certificate through the tunnel; without it,
+    # TLS on AWS is required but not verified.
+    ca_bundle: str | None = None
 
     @field_validator("engine_version")
     @classmethod
@@ -177,6 +180,12 @@ class Config(_Section):
         return (self._source.parent / self.database.schema_file).resolve()
 
     @property
+    def ca_bundle_path(self) -> Path | None:
+        if self.database.ca_bundle is None:
+            return None
+        return (self._source.parent / self.database.ca_bundle).resolve()
+
+    @property
     def owner_tag(self) -> dict[str, str]:
         """The ownership tag every stack and resource carries; `down` refuses stacks without it."""
         return {"rds-streams:project": self.project.name}
@@ -203,6 +212,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from None
     config._source = path.resolve()
+    if config.ca_bundle_path is not None and not config.ca_bundle_path.is_file():
+        raise ConfigError(f"{path}: [database] ca_bundle: file {config.database.ca_bundle!r} not found "
+                          f"(looked at {config.ca_bundle_path})",
+                          hint="download it from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
     if not config.schema_path.is_file():
         raise ConfigError(
             f"{path}: [database] schema: file {config.database.schema_file!r} not found "

@@ -126,7 +126,8 @@ class DatabaseSession:
     def tls(self) -> Any:
         from orchestrator.database.connect import TlsPolicy
 
-        return TlsPolicy.for_target(self.config.project.target)
+        return TlsPolicy.for_target(self.config.project.target, ca_bundle=self.config.ca_bundle_path,
+                                    server_name=self.deployment.db_host if self.config.ca_bundle_path else None)
 
     def credentials(self, which: str) -> Any:
         from orchestrator.database.credentials import read_secret_credentials

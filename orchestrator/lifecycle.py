@@ -35,8 +35,10 @@ def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | N
     return UpContext(config=config, aws=state.aws(), ui=ui, cancel=cancel, only=only, sandbox=sandbox, sandbox_state=state)
 
 
-def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) -> list[StepResult]:
+def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
+       reapply_schema: bool = False) -> list[StepResult]:
     ctx = context_for(config, ui, cancel, only)
+    ctx.reapply_schema = reapply_schema
     steps: list[Any] = [DeployStacks()]
     if not only:  # --only limits up to stacks and skips the database steps
         if ctx.sandbox is not None:

@@ -22,6 +22,7 @@ class UpContext:
     ui: UI
     cancel: CancelToken
     only: list[str] | None = None
+    reapply_schema: bool = False      # run a changed schema file again (it may drop data)
     sandbox: Any = None                 # orchestrator.sandbox.manager.Sandbox on the local target
     sandbox_state: Any = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -107,13 +108,18 @@ class ApplySchema:
 
         status = ctx.session.run(lambda conn: schema_status(conn, ctx.config), "the schema check")
         if status.state is SchemaState.CHANGED:
-            ctx.ui.say(f"[yellow]![/] {status.details}")
+            if ctx.reapply_schema:
+                return False
+            from rich.markup import escape
+
+            ctx.ui.emit("schema_changed", details=status.details)
+            ctx.ui.say(f"[yellow]![/] {escape(status.details)}")
         return status.state is not SchemaState.PENDING
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.schema import apply_schema
 
-        result = ctx.session.run(lambda conn: apply_schema(conn, ctx.config), "the schema")
+        result = ctx.session.run(lambda conn: apply_schema(conn, ctx.config, force=ctx.reapply_schema), "the schema")
         ctx.ui.say(f"  {result.statements_run} statement(s) from {ctx.config.database.schema_file}")
 
 

@@ -136,7 +136,7 @@ def _status(conn: Connection, database: str, schema: _SchemaFile) -> SchemaStatu
             SchemaState.CHANGED,
             f"{schema.path.name} differs from the version {when} to {database} (sha256 {checksum[:12]} -> "
             f"{schema.checksum[:12]}); it is not re-applied, because it may drop data: change the database "
-            "yourself, or re-apply the whole file by forcing the schema step if running all of it again is safe",
+            "yourself, or re-apply the whole file with `rds-streams up --reapply-schema` if running all of it again is safe",
             **base, **known)
     if applied_at is None:
         return SchemaStatus(SchemaState.PENDING, f"applying {schema.path.name} to {database} stopped after {done} of "

@@ -74,3 +74,25 @@ def test_dead_services_are_restarted_and_taken_ports_replaced(sandbox_config, cl
     finally:
         for squatter in squatters:
             squatter.close()
+
+
+def test_a_changed_schema_file_is_reported_and_reapplied_only_when_asked(sandbox_config, cli):
+    assert cli("up", "--config", str(sandbox_config), "--yes")[0] == 0
+    schema = sandbox_config.parent / "sql" / "schema.sql"
+    original = schema.read_text()
+    schema.write_text(original + "\nCREATE TABLE IF NOT EXISTS `airports` (`code` VARCHAR(3) PRIMARY KEY);\n")
+    try:
+        code, out = cli("up", "--config", str(sandbox_config), "--yes")
+        assert code == 0
+        (changed,) = [o for o in out if o["type"] == "schema_changed"]
+        assert "--reapply-schema" in changed["details"]
+        conn = Sandbox(load_config(sandbox_config)).state().root_connection()
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW TABLES FROM `flights` LIKE 'airports'")
+            assert cursor.fetchall() == (), "not applied without asking"
+            assert cli("up", "--config", str(sandbox_config), "--yes", "--reapply-schema")[0] == 0
+            cursor.execute("SHOW TABLES FROM `flights` LIKE 'airports'")
+            assert cursor.fetchall() == (("airports",),)
+        conn.close()
+    finally:
+        schema.write_text(original)
