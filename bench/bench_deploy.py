@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.workdir import project_dir  # noqa: E402
 from orchestrator.sandbox.processes import free_port, port_open, wait_until  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("rds-streams"))
@@ -53,12 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "sql").mkdir()
-        (work / "sql" / "schema.sql").write_text((ROOT / "sql" / "schema.sql").read_text())
-        config = (ROOT / "config.toml").read_text().replace('target = "local"', 'target = "aws"')
-        (work / "config.toml").write_text(config)
+    with project_dir(**{'target = "local"': 'target = "aws"'}) as config_path:
+        work = config_path.parent
         port = free_port()
         log = work / "moto.log"
         with log.open("w") as sink:
@@ -70,10 +66,12 @@ def main() -> None:
             env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench",
                    "AWS_SECRET_ACCESS_KEY": "bench"}
             env.pop("AWS_PROFILE", None)
-            common = ["--config", str(work / "config.toml"), "--yes"]
+            common = ["--config", str(config_path), "--yes"]
             run("up --only network --only consumer", ["up", *common, "--only", "network", "--only", "consumer"],
                 env, url, log, runs)
-            run("up (network, consumer, database)", ["up", *common], env, url, log, runs)
+            # All three stacks; --only also skips the database steps, which need a real bastion.
+            run("up --only (all three stacks)", ["up", *common, "--only", "network", "--only", "consumer",
+                                                  "--only", "database"], env, url, log, runs)
             run("rds-streams --help", ["--help"], env, url, log, runs)
         finally:
             server.terminate()

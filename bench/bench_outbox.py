@@ -27,6 +27,7 @@ import pymysql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.workdir import project_dir  # noqa: E402
 from orchestrator.database.outbox import install_outbox, outbox_lag  # noqa: E402
 from orchestrator.database.probe import filter_events  # noqa: E402
 from orchestrator.database.scripts import run_sql_file  # noqa: E402
@@ -94,15 +95,10 @@ def part_two(seconds: int, rate: int) -> None:
     from orchestrator.ui import UI, OutputFormat
 
     cli = str(Path(sys.executable).with_name("rds-streams"))
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "sql").mkdir()
-        (work / "sql" / "schema.sql").write_text((ROOT / "sql" / "schema.sql").read_text())
-        config_text = (ROOT / "config.toml").read_text().replace('delivery = "direct"', 'delivery = "outbox"')
-        (work / "config.toml").write_text(config_text)
-        config_path = ["--config", str(work / "config.toml")]
+    with project_dir(**{'delivery = "direct"': 'delivery = "outbox"'}) as config_file:
+        config_path = ["--config", str(config_file)]
         subprocess.run([cli, "up", *config_path, "--yes"], check=True, capture_output=True)
-        ctx = context_for(load_config(work / "config.toml"), UI(output=OutputFormat.JSON), CancelToken())
+        ctx = context_for(load_config(config_file), UI(output=OutputFormat.JSON), CancelToken())
         try:
             root = ctx.sandbox_state.root_connection()
             writer = ctx.sandbox_state.root_connection()

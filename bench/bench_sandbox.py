@@ -12,13 +12,13 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.workdir import project_dir  # noqa: E402
 from orchestrator.cancel import CancelToken  # noqa: E402
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.database.probe import filter_events  # noqa: E402
@@ -77,17 +77,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1000)
     rows = parser.parse_args().rows
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "sql").mkdir()
-        (work / "sql" / "schema.sql").write_text((ROOT / "sql" / "schema.sql").read_text())
-        (work / "config.toml").write_text((ROOT / "config.toml").read_text())
-        config = ["--config", str(work / "config.toml")]
+    with project_dir() as config_path:
+        config = ["--config", str(config_path)]
         try:
             print(f"up (fresh sandbox)       {timed('up', *config, '--yes'):6.2f} s")
             print(f"up (again, no changes)   {timed('up', *config, '--yes'):6.2f} s")
             print(f"verify                   {timed('verify', *config):6.2f} s")
-            values = latencies(work / "config.toml", rows)
+            values = latencies(config_path, rows)
             p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
             print(f"commit → log, {rows} single-row transactions: median {statistics.median(values):.1f} ms, "
                   f"p99 {p99:.1f} ms, max {values[-1]:.1f} ms")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 import boto3
 import pytest
 
-from orchestrator.cli import main
 from tests.factories import write_config
 
 
@@ -56,16 +54,3 @@ def aws_config(tmp_path: Path) -> Callable[..., Path]:
         return write_config(tmp_path, base)
 
     return make
-
-
-@pytest.fixture
-def rds_streams(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[dict[str, Any]]]]:
-    """Run the CLI in-process with --output json; returns the exit code and the JSON objects printed."""
-
-    def run(*args: str) -> tuple[int, list[dict[str, Any]]]:
-        capsys.readouterr()
-        code = main([*args, "--output", "json"])
-        out = capsys.readouterr().out
-        return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-    return run

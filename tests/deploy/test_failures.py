@@ -26,12 +26,12 @@ ALL = ("--only", "network", "--only", "consumer", "--only", "database")
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/{}/0000"
 
 
-def test_a_stack_without_our_tag_is_refused_by_up_and_down(aws, aws_config, rds_streams):
+def test_a_stack_without_our_tag_is_refused_by_up_and_down(aws, aws_config, cli):
     aws("cloudformation").create_stack(StackName="rds-streams-network", TemplateBody=(
         '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'))
     config = str(aws_config())
     for command in ("up", "down"):
-        code, out = rds_streams(command, "--config", config, "--yes", "--only", "network")
+        code, out = cli(command, "--config", config, "--yes", "--only", "network")
         assert code == 1, command
     stacks = aws("cloudformation").describe_stacks(StackName="rds-streams-network")["Stacks"]
     assert stacks[0]["StackStatus"] == "CREATE_COMPLETE", "the foreign stack is untouched"
@@ -47,34 +47,34 @@ def _force_status(stack_name: str, status: str) -> str:
     return stack.stack_id
 
 
-def test_a_stack_left_by_a_failed_create_is_deleted_and_created_again(aws, aws_config, rds_streams):
+def test_a_stack_left_by_a_failed_create_is_deleted_and_created_again(aws, aws_config, cli):
     config = str(aws_config())
-    assert rds_streams("up", "--config", config, "--yes", "--only", "consumer")[0] == 0
+    assert cli("up", "--config", config, "--yes", "--only", "consumer")[0] == 0
     failed_id = _force_status("rds-streams-consumer", "ROLLBACK_COMPLETE")
-    code, out = rds_streams("up", "--config", config, "--yes", "--only", "consumer")
+    code, out = cli("up", "--config", config, "--yes", "--only", "consumer")
     assert code == 0
     stack = aws("cloudformation").describe_stacks(StackName="rds-streams-consumer")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE" and stack["StackId"] != failed_id
 
 
-def test_a_failed_create_without_our_tag_is_not_deleted(aws, aws_config, rds_streams):
+def test_a_failed_create_without_our_tag_is_not_deleted(aws, aws_config, cli):
     aws("cloudformation").create_stack(StackName="rds-streams-consumer", TemplateBody=(
         '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'))
     failed_id = _force_status("rds-streams-consumer", "ROLLBACK_COMPLETE")
-    code, _ = rds_streams("up", "--config", str(aws_config()), "--yes", "--only", "consumer")
+    code, _ = cli("up", "--config", str(aws_config()), "--yes", "--only", "consumer")
     assert code == 1
     assert aws("cloudformation").describe_stacks(StackName=failed_id)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
 
 
-def test_removing_a_database_resource_needs_a_yes_and_no_terminal_means_no(aws, aws_config, rds_streams):
-    assert rds_streams("up", "--config", str(aws_config({"database": {"instances": 2}})), "--yes", *ALL)[0] == 0
+def test_removing_a_database_resource_needs_a_yes_and_no_terminal_means_no(aws, aws_config, cli):
+    assert cli("up", "--config", str(aws_config({"database": {"instances": 2}})), "--yes", *ALL)[0] == 0
     fewer = str(aws_config({"database": {"instances": 1}}))
-    code, _ = rds_streams("up", "--config", fewer, *ALL)
+    code, _ = cli("up", "--config", fewer, *ALL)
     assert code == 2, "refused without a terminal to ask"
     assert len(aws("rds").describe_db_instances()["DBInstances"]) == 2
     assert aws("cloudformation").list_change_sets(StackName="rds-streams-database")["Summaries"][-1][
         "ExecutionStatus"] != "AVAILABLE", "the refused change set is removed"
-    assert rds_streams("up", "--config", fewer, "--yes", *ALL)[0] == 0
+    assert cli("up", "--config", fewer, "--yes", *ALL)[0] == 0
     assert len(aws("rds").describe_db_instances()["DBInstances"]) == 1
 
 

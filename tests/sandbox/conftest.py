@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import main
 from orchestrator.sandbox.processes import free_port
 from tests.factories import write_config
 
@@ -30,19 +29,6 @@ def local_sandbox(tmp_path: Path) -> Any:
     config_path = local_config(tmp_path)
     yield config_path
     Sandbox(load_config(config_path)).stop()
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, list[dict[str, Any]]]]:
-    """Run the CLI in-process with --output json; the exit code and the JSON objects printed."""
-
-    def run(*args: str) -> tuple[int, list[dict[str, Any]]]:
-        capsys.readouterr()
-        code = main([*args, "--output", "json"])
-        out = capsys.readouterr().out
-        return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-    return run
 
 
 def logged_records(config_path: Path, term: str) -> list[dict[str, Any]]:
