@@ -131,21 +131,46 @@ class RecordSpec:
         return self.max_payload_bytes - PAYLOAD_MARGIN_BYTES
 
 
-def size_bytes(columns: Sequence[Column], row: Literal["NEW", "OLD"]) -> tuple[int, list[str]]:
-    """DynamoDB's item size (attribute names plus values) of an image: a constant and the terms to add.
+def size_bytes(columns: Sequence[Column], row: Literal["NEW", "OLD"]) -> tuple[int, list[tuple[Column, str]]]:
+    """DynamoDB's item size (attribute names plus values) of an image: a constant, and the values to measure.
 
-    Only variable-length values are measured, so it costs a few LENGTH() calls rather than
-    measuring the JSON text (which would mean building the record twice).
+    Only variable-length values are measured (each counts its bytes, a NULL one byte), so it costs
+    a few LENGTH() calls rather than measuring the JSON text (which would mean building the record
+    twice). size_expression() turns the measured values into SQL.
     """
-    constant, terms = 0, []
+    constant, measured = 0, []
     for column in columns:
         constant += len(column.name.encode("utf-8"))
         fixed = _fixed_size(column)
         if fixed is None:
-            terms.append(f"IFNULL(LENGTH({row}.{quote_ident(column.name)}), 1)")
+            measured.append((column, f"{row}.{quote_ident(column.name)}"))
         else:
             constant += fixed
-    return constant, terms
+    return constant, measured
+
+
+# Values of these types hold at most 65,535 bytes, so a group of them joined by CONCAT_WS stays
+# within 1 MiB, far below any max_allowed_packet the record itself would fit in.
+_CONCAT_MEASURED_TYPES = frozenset({"char", "varchar", "tinytext", "text", "enum", "set",
+                                    "binary", "varbinary", "tinyblob", "blob"})
+_CONCAT_GROUP = 16
+
+
+def size_expression(constant: int, measured: Sequence[tuple[Column, str]]) -> str:
+    """SizeBytes: `constant` plus, for each measured value, IFNULL(LENGTH(value), 1).
+
+    Every SQL function in a trigger is re-resolved on every row (MariaDB), so short values are
+    measured together: the byte length of their CONCAT_WS (which skips NULLs; the binary separator
+    makes every argument keep its own bytes, whatever its charset or collation) plus one per NULL.
+    """
+    joined = [(c, ref) for c, ref in measured if c.data_type in _CONCAT_MEASURED_TYPES]
+    terms = [str(constant)]
+    for start in range(0, len(joined), _CONCAT_GROUP):
+        refs = ", ".join(ref for _, ref in joined[start:start + _CONCAT_GROUP])
+        terms.append(f"LENGTH(CONCAT_WS(CAST('' AS BINARY), {refs}))")
+    terms += [f"({ref} IS NULL)" for column, ref in joined if column.nullable]
+    terms += [f"IFNULL(LENGTH({ref}), 1)" for c, ref in measured if c.data_type not in _CONCAT_MEASURED_TYPES]
+    return " + ".join(terms)
 
 
 def _fixed_size(column: Column) -> int | None:
@@ -172,15 +197,15 @@ def record_expression(shape: TableShape, event: TriggerEvent, spec: RecordSpec, 
     pad = indent + "  "
     fields = ["'ApproximateCreationDateTime', UNIX_TIMESTAMP()",
               f"'Keys', {image(shape.key_columns, key_row, pad)}"]
-    size, terms = size_bytes(shape.key_columns, key_row)
+    size, measured = size_bytes(shape.key_columns, key_row)
     for name in images_for(event, spec.view_type):
         row: Literal["NEW", "OLD"] = "NEW" if name == "NewImage" else "OLD"
         if images:
             fields.append(f"{quote_literal(name)}, {image(shape.columns, row, pad)}")
-        more, more_terms = size_bytes(shape.columns, row)
-        size, terms = size + more, terms + more_terms
+        more, more_measured = size_bytes(shape.columns, row)
+        size, measured = size + more, measured + more_measured
     fields += ["'SequenceNumber', LPAD(UUID_SHORT(), 21, '0')",
-               f"'SizeBytes', {' + '.join([str(size), *terms])}",
+               f"'SizeBytes', {size_expression(size, measured)}",
                f"'StreamViewType', {quote_literal(spec.view_type)}"]
     if omitted_because is not None:
         fields += ["'rdsStreamsImagesOmitted', TRUE", f"'rdsStreamsOmittedReason', {omitted_because}"]
@@ -218,11 +243,15 @@ def direct_delivery(dialect_v2: bool, function_arn: str, record: str) -> str:
     """Hand the record to Lambda at statement time (the article's way).
 
     v3's is a function: a bare SELECT in a trigger is error 1415, and DO would do but, on MariaDB,
-    drops the error a failing call raises. v2 has the procedure only.
+    drops the error a failing call raises. Its result goes to the record's own local variable when
+    there is one: a statement other than a local SET (`SET @user_var = ...` included) has every
+    routine variable it names copied, escaped, into its logged text on every row (MariaDB does so
+    even with the binary log off), a second copy of the whole record. v2 has the procedure only.
     """
     if dialect_v2:
         return f"CALL mysql.lambda_async({quote_literal(function_arn)}, {record})"
-    return f"SET @rds_streams_r = lambda_async({quote_literal(function_arn)}, {record})"
+    target = RECORD_VAR if record == RECORD_VAR else "@rds_streams_r"
+    return f"SET {target} = lambda_async({quote_literal(function_arn)}, {record})"
 
 
 def trigger_body(shape: TableShape, event: TriggerEvent, spec: RecordSpec, deliver: Callable[[str], str]) -> str:
