@@ -38,17 +38,19 @@ from orchestrator.sandbox.processes import free_port  # noqa: E402
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:rds-streams-consumer"
 SOURCE = "arn:aws:rds:eu-west-1:123456789012:cluster:bench/stream/{schema}.{table}"
+# Placeholders only, so PyMySQL's executemany sends one multi-row INSERT per batch.
 INSERT = ("INSERT INTO `routes` (`airportFrom`, `airportTo`, `operator`, `group`, `carrierCode`, `tags`) VALUES "
-          "(%s, %s, 'op', 'grp', 'XX', 'a,b,c')")
+          "(%s, %s, %s, %s, %s, %s)")
+FILLER = ("op", "grp", "XX", "a,b,c")
 
 
 def write_rate(conn: pymysql.connections.Connection, rows: int, batch: int) -> float:
     with conn.cursor() as cursor:
-        cursor.execute("DELETE FROM `routes`")
+        cursor.execute("TRUNCATE TABLE `routes`")  # fires no trigger, unlike DELETE
         conn.commit()
         started = time.perf_counter()
         for first in range(0, rows, batch):
-            values = [(f"A{n:07d}", f"B{n:07d}") for n in range(first, min(rows, first + batch))]
+            values = [(f"A{n:07d}", f"B{n:07d}", *FILLER) for n in range(first, min(rows, first + batch))]
             cursor.executemany(INSERT, values)
             conn.commit()
         return rows / (time.perf_counter() - started)
@@ -119,7 +121,7 @@ def part_two(seconds: int, rate: int) -> None:
                     due = started + n / rate
                     if (pause := due - time.perf_counter()) > 0:
                         time.sleep(pause)
-                    cursor.execute(INSERT.replace("`routes`", "`flights`.`routes`"), (f"L{n:07d}", "STEADY"))
+                    cursor.execute(INSERT.replace("`routes`", "`flights`.`routes`"), (f"L{n:07d}", "STEADY", *FILLER))
                     commits[f"L{n:07d}"] = time.time() * 1000
             wrote = time.perf_counter() - started
             drained_at = None

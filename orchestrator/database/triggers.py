@@ -125,8 +125,12 @@ def trigger_name(table: str, event: TriggerEvent) -> str:
 
 
 def outbox_delivery(record: str) -> str:
-    """Into the outbox, inside the writer's transaction: a rollback takes the record with it."""
-    return f"INSERT INTO `rds_streams`.`outbox` (`payload`) VALUES ({record})"
+    """Into the outbox, inside the writer's transaction: a rollback takes the record with it.
+
+    Handed over in a user variable: MariaDB copies (and escapes) every local variable a statement
+    names into its logged text on every row, a local SET does not.
+    """
+    return f"SET @rds_streams_outbox = {record};\n  INSERT INTO `rds_streams`.`outbox` (`payload`) VALUES (@rds_streams_outbox)"
 
 
 def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:

@@ -9,12 +9,13 @@ and flips the fault switch.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from orchestrator.database.scripts import run_script
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "sandbox"
 SANDBOX_SCHEMA = "rds_streams_sandbox"
@@ -22,7 +23,6 @@ LAMBDA_ROLE = "AWS_LAMBDA_ACCESS"
 # Aurora's text for the failure seen when the cluster cannot reach Lambda.
 DEFAULT_FAULT_REASON = "Network Connection. Unable to connect to endpoint"
 
-_DELIMITER = re.compile(r"^\s*DELIMITER\s+(\S+)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -52,41 +52,6 @@ def install_emulation(conn: Any, schemas: Sequence[str]) -> None:
     finally:
         if previous:
             conn.select_db(previous)
-
-
-def run_script(conn: Any, text: str) -> None:
-    """Run a script written for the mariadb client (statements end with `;` or a DELIMITER's token)."""
-    with conn.cursor() as cursor:
-        for statement in split_script(text):
-            cursor.execute(statement)
-    conn.commit()
-
-
-def split_script(text: str) -> list[str]:
-    """Split on the current delimiter at line ends, honouring `DELIMITER x` lines as the client does.
-
-    Enough for our own scripts: no delimiter inside a string literal that ends a line.
-    """
-    statements: list[str] = []
-    delimiter = ";"
-    current: list[str] = []
-    for line in text.splitlines():
-        switch = _DELIMITER.match(line)
-        if switch:
-            delimiter = switch.group(1)
-            continue
-        if line.rstrip().endswith(delimiter):
-            current.append(line.rstrip()[: -len(delimiter)])
-            statements.append("\n".join(current))
-            current = []
-        else:
-            current.append(line)
-    statements.append("\n".join(current))
-    return [s.strip() for s in statements if _has_code(s)]
-
-
-def _has_code(statement: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
 
 
 def fetch_calls(conn: Any, after_id: int = 0, limit: int = 1000) -> list[LambdaCall]:
