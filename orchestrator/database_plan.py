@@ -4,7 +4,7 @@ database is reachable; and saying so when it is not yet."""
 from __future__ import annotations
 
 from orchestrator.errors import OperationFailed
-from orchestrator.up_steps import EnsureGrants, UpContext, stream_settings, streamed_tables
+from orchestrator.up_steps import UpContext, grant_plan, login_check, stream_settings, streamed
 
 
 def plan_database(ctx: UpContext) -> bool:
@@ -19,16 +19,16 @@ def plan_database(ctx: UpContext) -> bool:
         ctx.session.tunnel()
     except OperationFailed as err:
         ui.emit("database_plan", reachable=False, reason=str(err))
+        names = ", ".join(t.name for t in config.stream.tables)
         ui.say(f"[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
-               f"triggers for {', '.join(streamed_tables(config))}[/]")
+               f"triggers for {names}[/]")
         return True
     schema = ctx.session.run(lambda conn: schema_status(conn, config), "the schema check")
-    grants_step = EnsureGrants()
-    grant_plan, check = grants_step._plan(ctx), grants_step._login_check(ctx)
-    grants = ctx.session.run(lambda conn: grants_status(conn, grant_plan, login_check=check), "the grants check")
+    plan, check = grant_plan(ctx), login_check(ctx)
+    grants = ctx.session.run(lambda conn: grants_status(conn, plan, login_check=check), "the grants check")
     settings = stream_settings(ctx)
-    tables = ctx.session.run(lambda conn: plan_triggers(conn, config.database.name, streamed_tables(config),
-                                                        settings), "the trigger check")
+    tables = ctx.session.run(lambda conn: [t for schema, names in streamed(config) if _exists(conn, schema, names)
+                                           for t in plan_triggers(conn, schema, names, settings)], "the trigger check")
     ui.emit("database_plan", reachable=True, cluster=deployment.cluster_id,
             schema={"state": schema.state.value, "details": schema.details},
             grants=list(grants.missing),
@@ -49,3 +49,11 @@ def plan_database(ctx: UpContext) -> bool:
         ui.say("  [dim]no database changes[/]")
         return False
     return schema.state is SchemaState.PENDING or not grants.done or triggers_change
+
+
+def _exists(conn: object, schema: str, tables: list[str]) -> bool:
+    """Before the first `up` the canary (and tables the schema file creates) do not exist yet."""
+    with conn.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN "
+                       f"({', '.join(['%s'] * len(tables))})", (schema, *tables))
+        return cursor.fetchone()[0] == len(tables)

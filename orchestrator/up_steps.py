@@ -123,30 +123,33 @@ class ApplySchema:
         ctx.ui.say(f"  {result.statements_run} statement(s) from {ctx.config.database.schema_file}")
 
 
+def grant_plan(ctx: UpContext) -> Any:
+    from orchestrator.database.grants import GrantPlan
+
+    return GrantPlan.for_config(ctx.config, ctx.session.credentials("app"))
+
+
+def login_check(ctx: UpContext) -> Any:
+    """Whether the app user's secret still logs in (it may have been rotated)."""
+    from orchestrator.database.connect import can_log_in
+
+    tunnel = ctx.session.tunnel()
+    return lambda creds: can_log_in(tunnel.local_host, tunnel.local_port, creds, tls=ctx.session.tls())
+
+
 class EnsureGrants:
     name = "grants"
-
-    def _plan(self, ctx: UpContext) -> Any:
-        from orchestrator.database.grants import GrantPlan
-
-        return GrantPlan.for_config(ctx.config, ctx.session.credentials("app"))
-
-    def _login_check(self, ctx: UpContext) -> Any:
-        from orchestrator.database.connect import can_log_in
-
-        tunnel = ctx.session.tunnel()
-        return lambda creds: can_log_in(tunnel.local_host, tunnel.local_port, creds, tls=ctx.session.tls())
 
     def is_done(self, ctx: UpContext) -> bool:
         from orchestrator.database.grants import grants_status
 
-        plan, check = self._plan(ctx), self._login_check(ctx)
+        plan, check = grant_plan(ctx), login_check(ctx)
         return ctx.session.run(lambda conn: grants_status(conn, plan, login_check=check), "the grants check").done
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.grants import ensure_grants
 
-        plan, check = self._plan(ctx), self._login_check(ctx)
+        plan, check = grant_plan(ctx), login_check(ctx)
         status = ctx.session.run(lambda conn: ensure_grants(conn, plan, login_check=check), "the grants")
         for line in status.missing:
             ctx.ui.say(f"  {line}")

@@ -96,3 +96,25 @@ def test_a_changed_schema_file_is_reported_and_reapplied_only_when_asked(sandbox
         conn.close()
     finally:
         schema.write_text(original)
+
+
+def test_plan_lists_the_database_objects_up_would_change_and_applies_nothing(sandbox_config, cli):
+    from tests.sandbox.conftest import local_config
+
+    assert cli("up", "--config", str(sandbox_config), "--yes")[0] == 0
+    code, out = cli("plan", "--config", str(sandbox_config))
+    (database,) = [o for o in out if o["type"] == "database_plan"]
+    assert code == 0 and database["reachable"] and database["schema"]["state"] == "applied"
+    assert all(c["action"] == "unchanged" for t in database["triggers"] for c in t["changes"])
+
+    local_config(sandbox_config.parent, {"stream": {"view_type": "KEYS_ONLY"}})
+    try:
+        code, out = cli("plan", "--config", str(sandbox_config))
+        (database,) = [o for o in out if o["type"] == "database_plan"]
+        routes = next(t for t in database["triggers"] if t["table"] == "routes")
+        assert [c["action"] for c in routes["changes"]] == ["replace"] * 3
+        assert "carrierCode" in routes["columns"]
+        code, out = cli("verify", "--config", str(sandbox_config), "--timeout", "10")
+        assert code == 1, "plan applied nothing: the installed triggers now differ from the config"
+    finally:
+        local_config(sandbox_config.parent)
