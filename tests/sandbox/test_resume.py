@@ -96,6 +96,8 @@ def test_a_changed_schema_file_is_reported_and_reapplied_only_when_asked(sandbox
         conn.close()
     finally:
         schema.write_text(original)
+        # leave the module's sandbox with the shipped schema applied, as the other tests expect
+        assert cli("up", "--config", str(sandbox_config), "--yes", "--reapply-schema")[0] == 0
 
 
 def test_plan_lists_the_database_objects_up_would_change_and_applies_nothing(sandbox_config, cli):
