@@ -33,7 +33,7 @@ class UI:
 
     @property
     def interactive(self) -> bool:
-        return self.console.is_terminal and sys.stdin.isatty()
+        return self.console.is_terminal and sys.stdin is not None and sys.stdin.isatty()
 
     def emit(self, kind: str, **fields: Any) -> None:
         """One machine-readable JSON object per line in --output json; nothing in text mode."""
