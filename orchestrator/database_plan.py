@@ -9,6 +9,7 @@ from orchestrator.up_steps import UpContext, grant_plan, login_check, stream_set
 
 def plan_database(ctx: UpContext) -> bool:
     """Show what the database steps of `up` would do; True when they would change something."""
+    from orchestrator.database.catalog import table_exists
     from orchestrator.database.grants import grants_status
     from orchestrator.database.schema import SchemaState, schema_status
     from orchestrator.database.triggers import plan_triggers
@@ -27,7 +28,9 @@ def plan_database(ctx: UpContext) -> bool:
     plan, check = grant_plan(ctx), login_check(ctx)
     grants = ctx.session.run(lambda conn: grants_status(conn, plan, login_check=check), "the grants check")
     settings = stream_settings(ctx)
-    tables = ctx.session.run(lambda conn: [t for schema, names in streamed(config) if _exists(conn, schema, names)
+    # Before the first `up` the canary (and tables the schema file creates) do not exist yet.
+    tables = ctx.session.run(lambda conn: [t for schema, names in streamed(config)
+                                           if all(table_exists(conn, schema, n) for n in names)
                                            for t in plan_triggers(conn, schema, names, settings)], "the trigger check")
     ui.emit("database_plan", reachable=True, cluster=deployment.cluster_id,
             schema={"state": schema.state.value, "details": schema.details},
@@ -50,10 +53,3 @@ def plan_database(ctx: UpContext) -> bool:
         return False
     return schema.state is SchemaState.PENDING or not grants.done or triggers_change
 
-
-def _exists(conn: object, schema: str, tables: list[str]) -> bool:
-    """Before the first `up` the canary (and tables the schema file creates) do not exist yet."""
-    with conn.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN "
-                       f"({', '.join(['%s'] * len(tables))})", (schema, *tables))
-        return cursor.fetchone()[0] == len(tables)

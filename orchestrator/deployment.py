@@ -13,8 +13,6 @@ from typing import Any, TypeVar
 
 from orchestrator.aws import AwsClients
 from orchestrator.config import Config
-from orchestrator.deploy.graph import STACK_ORDER
-from orchestrator.deploy.stacks import Phase, describe_stack
 from orchestrator.errors import OperationFailed
 from orchestrator.ui import UI
 
@@ -45,17 +43,6 @@ class Deployment:
     def event_source_arn(self) -> str:
         """Per table, like a DynamoDB stream ARN; {schema} and {table} are filled in per trigger."""
         return f"arn:aws:rds:{self.region}:{self.account_id}:cluster:{self.cluster_id}/stream/{{schema}}.{{table}}"
-
-
-def stack_outputs(aws: AwsClients, config: Config) -> dict[str, dict[str, str]]:
-    cfn = aws.client("cloudformation")
-    outputs = {}
-    for key in STACK_ORDER:
-        state = describe_stack(cfn, config.stack_name(key))
-        if state.phase is Phase.ABSENT or not state.outputs:
-            raise OperationFailed(f"stack {state.name} is not deployed", hint="run `rds-streams up` first")
-        outputs[key] = state.outputs
-    return outputs
 
 
 def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: AwsClients,
@@ -95,6 +82,7 @@ class DatabaseSession:
         self.local_port = local_port
         self._tunnel: Any = None
         self._master: Any = None
+        self._credentials: dict[str, Any] = {}
 
     def trusted_host_keys(self) -> Any:
         from orchestrator.database.hostkeys import TrustedHostKeys, wait_for_host_fingerprints
@@ -130,10 +118,13 @@ class DatabaseSession:
                                     server_name=self.deployment.db_host if self.config.ca_bundle_path else None)
 
     def credentials(self, which: str) -> Any:
+        """`master` or `app`, read from Secrets Manager once per session (every connect needs them)."""
         from orchestrator.database.credentials import read_secret_credentials
 
-        arn = self.deployment.master_secret_arn if which == "master" else self.deployment.app_secret_arn
-        return read_secret_credentials(self.aws.client("secretsmanager"), arn)
+        if which not in self._credentials:
+            arn = self.deployment.master_secret_arn if which == "master" else self.deployment.app_secret_arn
+            self._credentials[which] = read_secret_credentials(self.aws.client("secretsmanager"), arn)
+        return self._credentials[which]
 
     def connect(self, which: str = "master", database: str | None = None) -> Any:
         from orchestrator.database.connect import connect

@@ -69,12 +69,8 @@ def show_logs(config: Config, ui: UI, cancel: CancelToken, *, follow: bool, sinc
 
 def _print(events: list[dict[str, Any]], ui: UI) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("time", "event", "table", "keys", "changed"):
-        table.add_column(column, overflow="fold")
-    rows = 0
+    table, rows = _record_table(show_header=True), 0
     for event in sorted(events, key=lambda e: e["timestamp"]):
         when = time.strftime("%H:%M:%S", time.localtime(event["timestamp"] / 1000))
         try:
@@ -92,16 +88,16 @@ def _print(events: list[dict[str, Any]], ui: UI) -> None:
                 continue  # Lambda's START/END/REPORT: in --output json, not in the table view
             if ui.output.value == "text" and rows:
                 ui.console.print(table)
-                table, rows = _fresh(table), 0
+                table, rows = _record_table(show_header=False), 0
             ui.say(f"[dim]{when} {escape(event['message'].rstrip())}[/]")
     if rows and ui.output.value == "text":
         ui.console.print(table)
 
 
-def _fresh(old: Any) -> Any:
+def _record_table(*, show_header: bool) -> Any:
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold", show_header=False)
-    for column in old.columns:
-        table.add_column(column.header, overflow="fold")
+    table = Table(box=None, header_style="bold", show_header=show_header)
+    for column in ("time", "event", "table", "keys", "changed"):
+        table.add_column(column, overflow="fold")
     return table

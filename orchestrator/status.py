@@ -39,8 +39,8 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
 
 
 def _database(ctx: Any) -> dict[str, Any]:
-    from orchestrator.database.triggers import trigger_drift
-    from orchestrator.up_steps import stream_settings, streamed
+    from orchestrator.database.outbox import outbox_lag
+    from orchestrator.up_steps import streamed_drift
 
     d = ctx.deployment
     result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
@@ -52,11 +52,7 @@ def _database(ctx: Any) -> dict[str, Any]:
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
         result["dead_letters"] = {"lambda_async_queue": int(attributes["ApproximateNumberOfMessages"])}
     try:
-        settings = stream_settings(ctx)
-        drift = ctx.session.run(lambda conn: [x for schema, tables in streamed(ctx.config)
-                                              for x in trigger_drift(conn, schema, tables, settings)], "status")
-        from orchestrator.database.outbox import outbox_lag
-
+        drift = streamed_drift(ctx)
         lag = ctx.session.run(outbox_lag, "status")
     except OperationFailed as err:
         result["triggers"] = f"database not reachable: {err}"

@@ -10,7 +10,8 @@ from typing import Any
 from orchestrator.aws import AwsClients
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deployment import DatabaseSession, Deployment, build_deployment, stack_outputs
+from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deployment import DatabaseSession, Deployment, build_deployment
 from orchestrator.errors import OperationFailed
 from orchestrator.ui import UI
 
@@ -33,7 +34,10 @@ class UpContext:
     @property
     def deployment(self) -> Deployment:
         if self._deployment is None:
-            outputs = self.outputs if len(self.outputs) == 3 else stack_outputs(self.aws, self.config)
+            outputs = {stack: self.outputs_of(stack) for stack in STACK_ORDER}
+            absent = [self.config.stack_name(stack) for stack, values in outputs.items() if not values]
+            if absent:
+                raise OperationFailed(f"not deployed yet: {', '.join(absent)}", hint="run `rds-streams up` first")
             self._deployment = build_deployment(self.config, outputs, self.aws, self.sandbox_state)
         return self._deployment
 
@@ -213,22 +217,24 @@ def streamed(config: Config) -> list[tuple[str, list[str]]]:
     return [(config.database.name, streamed_tables(config)), (CANARY_SCHEMA, [CANARY_TABLE])]
 
 
+def streamed_drift(ctx: UpContext) -> list[Any]:
+    """Installed triggers against what would be generated now, for every streamed table and the canary."""
+    from orchestrator.database.triggers import trigger_drift
+
+    settings = stream_settings(ctx)
+    return ctx.session.run(lambda conn: [d for schema, tables in streamed(ctx.config)
+                                         for d in trigger_drift(conn, schema, tables, settings)], "the trigger check")
+
+
 class InstallTriggers:
     name = "triggers"
 
     def is_done(self, ctx: UpContext) -> bool:
-        from orchestrator.database.triggers import trigger_drift
         from orchestrator.verify.canary import canary_exists
 
-        settings = stream_settings(ctx)
-
-        def in_sync(conn: Any) -> bool:
-            if not canary_exists(conn):
-                return False
-            return all(d.in_sync for schema, tables in streamed(ctx.config)
-                       for d in trigger_drift(conn, schema, tables, settings))
-
-        return ctx.session.run(in_sync, "the trigger check")
+        if not ctx.session.run(canary_exists, "the canary check"):
+            return False
+        return all(d.in_sync for d in streamed_drift(ctx))
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.triggers import install_triggers

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.database import trigger_sql
+from orchestrator.database.sqltext import quote_identifier
 from orchestrator.database.table_shape import Column, TableShape
 from orchestrator.errors import OperationFailed
 
@@ -18,6 +19,12 @@ class InstalledTrigger:
     timing: str  # AFTER | BEFORE
     body: str  # ACTION_STATEMENT: the text after FOR EACH ROW, as it was given
     definer: str  # user@host
+
+
+def table_exists(conn: Any, schema: str, table: str) -> bool:
+    with conn.cursor() as cursor:
+        cursor.execute(trigger_sql.TABLE_TYPE_QUERY, (schema, table))
+        return cursor.fetchone() is not None
 
 
 def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
@@ -48,7 +55,7 @@ def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
         raise OperationFailed(
             f"table {schema}.{table} has no primary key; change records carry the primary key as their Keys, "
             "so it cannot be streamed",
-            hint=f"add one (ALTER TABLE {trigger_sql.quote_ident(table)} ADD PRIMARY KEY (...)) "
+            hint=f"add one (ALTER TABLE {quote_identifier(table)} ADD PRIMARY KEY (...)) "
                  "or remove the table from [[stream.tables]]",
         )
     return TableShape(schema=schema, table=table, columns=columns, primary_key=primary_key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.database import table_shape as ts
+from orchestrator.database.sqltext import quote_identifier
 from orchestrator.database.table_shape import Column, TableShape
 
 ViewType = Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"]
@@ -43,10 +44,6 @@ SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTI
 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND TRIGGER_NAME LIKE 'rds\\_streams\\_%%'"""
 
 
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def quote_literal(text: str) -> str:
     """A string literal under CREATE_SQL_MODE (backslash is an escape character there)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0") + "'"
@@ -55,12 +52,12 @@ def quote_literal(text: str) -> str:
 def quote_account(account: str) -> str:
     """`user@host` (as information_schema.TRIGGERS.DEFINER shows it) as a DEFINER clause value."""
     user, _, host = account.rpartition("@")
-    return f"{quote_ident(user)}@{quote_ident(host)}"
+    return f"{quote_identifier(user)}@{quote_identifier(host)}"
 
 
 def attribute_value(column: Column, row: Literal["NEW", "OLD"]) -> str:
     """A typed DynamoDB attribute value ({"N": ..}, {"S": ..}, ...) for `column` of `row`."""
-    ref = f"{row}.{quote_ident(column.name)}"
+    ref = f"{row}.{quote_identifier(column.name)}"
     kind = column.data_type
     if column.is_boolean_bit:
         value = f"JSON_OBJECT('BOOL', {ref} = 1)"
@@ -102,7 +99,7 @@ def unchanged_condition(columns: Sequence[Column], indent: str) -> str:
     """
     tests = []
     for column in columns:
-        old, new = f"OLD.{quote_ident(column.name)}", f"NEW.{quote_ident(column.name)}"
+        old, new = f"OLD.{quote_identifier(column.name)}", f"NEW.{quote_identifier(column.name)}"
         if column.data_type in ts.BYTE_EXACT_TYPES:
             tests.append(f"{old} <=> {new}")
         else:
@@ -143,7 +140,7 @@ def size_bytes(columns: Sequence[Column], row: Literal["NEW", "OLD"]) -> tuple[i
         constant += len(column.name.encode("utf-8"))
         fixed = _fixed_size(column)
         if fixed is None:
-            measured.append((column, f"{row}.{quote_ident(column.name)}"))
+            measured.append((column, f"{row}.{quote_identifier(column.name)}"))
         else:
             constant += fixed
     return constant, measured
@@ -271,16 +268,16 @@ def trigger_body(shape: TableShape, event: TriggerEvent, spec: RecordSpec, deliv
 
 def create_trigger(schema: str, name: str, table: str, event: TriggerEvent, body: str, definer: str | None) -> str:
     definer_clause = f"DEFINER = {quote_account(definer)} " if definer else ""
-    return (f"CREATE {definer_clause}TRIGGER {quote_ident(schema)}.{quote_ident(name)} AFTER {event} "
-            f"ON {quote_ident(schema)}.{quote_ident(table)} FOR EACH ROW\n{body}")
+    return (f"CREATE {definer_clause}TRIGGER {quote_identifier(schema)}.{quote_identifier(name)} AFTER {event} "
+            f"ON {quote_identifier(schema)}.{quote_identifier(table)} FOR EACH ROW\n{body}")
 
 
 def drop_trigger(schema: str, name: str) -> str:
-    return f"DROP TRIGGER IF EXISTS {quote_ident(schema)}.{quote_ident(name)}"
+    return f"DROP TRIGGER IF EXISTS {quote_identifier(schema)}.{quote_identifier(name)}"
 
 
 def lock_table(schema: str, table: str) -> str:
-    return f"LOCK TABLES {quote_ident(schema)}.{quote_ident(table)} WRITE"
+    return f"LOCK TABLES {quote_identifier(schema)}.{quote_identifier(table)} WRITE"
 
 
 UNLOCK_TABLES = "UNLOCK TABLES"

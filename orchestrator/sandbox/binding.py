@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.database.credentials import Credentials
+from orchestrator.database.sqltext import quote_identifier
 from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, install_emulation
 from orchestrator.sandbox.state import SandboxState
 from orchestrator.verify.canary import CANARY_SCHEMA
@@ -19,16 +20,15 @@ def ensure_master_user(root: Any, master: Credentials) -> None:
         cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (master.username, master.password))
         cursor.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (master.username, master.password))
         cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (master.username,))
-        cursor.execute(f"GRANT `{LAMBDA_ROLE}` TO %s@'%%' WITH ADMIN OPTION", (master.username,))
+        cursor.execute(f"GRANT {quote_identifier(LAMBDA_ROLE)} TO %s@'%%' WITH ADMIN OPTION", (master.username,))
 
 
 def bind_database(state: SandboxState, master: Credentials, database: str) -> None:
     root = state.root_connection()
     try:
         with root.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '``')}` CHARACTER SET utf8mb4")
-        with root.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{CANARY_SCHEMA}` CHARACTER SET utf8mb4")
+            for schema in (database, CANARY_SCHEMA):
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(schema)} CHARACTER SET utf8mb4")
         install_emulation(root, [database, CANARY_SCHEMA])
         ensure_master_user(root, master)
     finally:

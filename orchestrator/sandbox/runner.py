@@ -213,18 +213,19 @@ class Runner:
 
 
 def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:
-    stacks = cfn.describe_stacks(StackName=consumer_stack)["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])} if stacks else {}
-    return outputs.get("DeadLetterQueueUrl")
+    from orchestrator.deploy.stacks import describe_stack
+
+    return describe_stack(cfn, consumer_stack).outputs.get("DeadLetterQueueUrl")
 
 
 def main(state_dir: str) -> None:
     from orchestrator.sandbox.state import SandboxState
 
     state = SandboxState.load(Path(state_dir))
-    runner = Runner(connect=state.root_connection, cfn=state.aws().client("cloudformation"),
-                    logs=state.aws().client("logs"), consumer_stack=state.consumer_stack,
-                    work_dir=Path(state_dir) / "functions", sqs=state.aws().client("sqs"))
+    aws = state.aws()
+    runner = Runner(connect=state.root_connection, cfn=aws.client("cloudformation"), logs=aws.client("logs"),
+                    consumer_stack=state.consumer_stack, work_dir=Path(state_dir) / "functions",
+                    sqs=aws.client("sqs"))
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stopping.set())
     runner.run()

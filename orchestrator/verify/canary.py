@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.database.catalog import table_exists
 from orchestrator.database.scripts import run_sql_file
 
 CANARY_SCHEMA = "rds_streams"
@@ -15,7 +16,4 @@ def ensure_canary_table(conn: Any) -> None:
 
 
 def canary_exists(conn: Any) -> bool:
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                       (CANARY_SCHEMA, CANARY_TABLE))
-        return bool(cursor.fetchone()[0])
+    return table_exists(conn, CANARY_SCHEMA, CANARY_TABLE)

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.database.trigger_sql import quote_ident
+from orchestrator.database.sqltext import quote_identifier
 
 INT_RANGES = {"tinyint": 7, "smallint": 15, "mediumint": 23, "int": 31, "integer": 31, "bigint": 63}
 STRING_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
@@ -122,9 +122,9 @@ def marker_row(columns: list[ColumnInfo], sample: dict[str, Any], rng: random.Ra
 
 
 def insert_sql(schema: str, table: str, row: dict[str, Any]) -> str:
-    columns = ", ".join(quote_ident(c) for c in row)
-    return f"INSERT INTO {quote_ident(schema)}.{quote_ident(table)} ({columns}) VALUES ({', '.join(['%s'] * len(row))})"
+    columns = ", ".join(quote_identifier(c) for c in row)
+    return f"INSERT INTO {quote_identifier(schema)}.{quote_identifier(table)} ({columns}) VALUES ({', '.join(['%s'] * len(row))})"
 
 
 def where_keys(keys: dict[str, Any]) -> str:
-    return " AND ".join(f"{quote_ident(c)} = %s" for c in keys)
+    return " AND ".join(f"{quote_identifier(c)} = %s" for c in keys)

@@ -12,7 +12,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.database.probe import filter_events
-from orchestrator.database.trigger_sql import quote_ident
+from orchestrator.database.sqltext import quote_identifier
 from orchestrator.verify.markers import ColumnInfo, changed_value, insert_sql, marker_row, read_columns, where_keys
 
 CONSTRAINT_ERRORS = {1451, 1452, 3819, 4025, 1364, 1048, 1265, 1366}  # FK, CHECK, NOT NULL, bad value
@@ -51,10 +51,10 @@ def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *,
                 return result
             conn.commit()
             commits["INSERT"] = time.time()
-            target = f"{quote_ident(schema)}.{quote_ident(table)}"
+            target = f"{quote_identifier(schema)}.{quote_identifier(table)}"
             if update_col is not None:
                 new = changed_value(update_col, row.get(update_col.name))
-                update = f"UPDATE {target} SET {quote_ident(update_col.name)} = %s WHERE {where_keys(keys)}"
+                update = f"UPDATE {target} SET {quote_identifier(update_col.name)} = %s WHERE {where_keys(keys)}"
                 cursor.execute(update, (new, *keys.values()))
                 conn.commit()
                 commits["MODIFY"] = time.time()
@@ -80,7 +80,7 @@ def _unused_marker(conn: Any, schema: str, table: str, columns: list[ColumnInfo]
         if not keys:
             return row
         with conn.cursor() as cursor:
-            cursor.execute(f"SELECT 1 FROM {quote_ident(schema)}.{quote_ident(table)} WHERE {where_keys(keys)}",
+            cursor.execute(f"SELECT 1 FROM {quote_identifier(schema)}.{quote_identifier(table)} WHERE {where_keys(keys)}",
                            tuple(keys.values()))
             if cursor.fetchone() is None:
                 return row
@@ -95,7 +95,7 @@ def _remove_marker(conn: Any, schema: str, table: str, keys: dict[str, Any]) -> 
     try:
         conn.rollback()
         with conn.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {quote_ident(schema)}.{quote_ident(table)} WHERE {where_keys(keys)}",
+            cursor.execute(f"DELETE FROM {quote_identifier(schema)}.{quote_identifier(table)} WHERE {where_keys(keys)}",
                            tuple(keys.values()))
         conn.commit()
     except Exception:  # the connection is gone: the row went with the rolled-back transaction

@@ -95,14 +95,9 @@ def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
 
 
 def _drift(ctx: Any) -> CheckResult:
-    from orchestrator.database.triggers import trigger_drift
-    from orchestrator.up_steps import stream_settings, streamed_tables
+    from orchestrator.up_steps import streamed_drift
 
-    settings = stream_settings(ctx)
-    schema, canary = _canary()
-    drift = ctx.session.run(lambda conn: trigger_drift(conn, ctx.config.database.name, streamed_tables(ctx.config),
-                                                       settings) + trigger_drift(conn, schema, [canary], settings),
-                            "the trigger check")
+    drift = streamed_drift(ctx)
     problems = [f"{d.schema}.{d.table}: " + "; ".join(
         part for part in (f"missing {', '.join(d.missing)}" if d.missing else "",
                           f"changed {', '.join(d.changed)}" if d.changed else "",

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.database.catalog import read_table_shape
-from orchestrator.database.trigger_sql import quote_ident, size_bytes, size_expression
+from orchestrator.database.sqltext import quote_identifier
+from orchestrator.database.trigger_sql import size_bytes, size_expression
 from tests.database.conftest import StreamDb
 from tests.database.test_records import ALL_TYPES_KEY, ALL_TYPES_SQL, ALL_TYPES_VALUES, DB_SETTINGS
 
@@ -24,11 +25,11 @@ def test_size_bytes_adds_up_like_one_length_per_value(stream_db: StreamDb, rows:
     names = [c.name for c in shape.columns]
     for key, values in rows:
         row = dict(zip(shape.primary_key, key, strict=True)) | values
-        stream_db.execute(f"INSERT INTO `all types` ({', '.join(map(quote_ident, names))}) "
+        stream_db.execute(f"INSERT INTO `all types` ({', '.join(map(quote_identifier, names))}) "
                           f"VALUES ({', '.join(['%s'] * len(names))})", [row[n] for n in names])
     constant, measured = size_bytes(shape.columns, "NEW")
     # Each value three times over, as Keys plus two images would, and past one CONCAT_WS group.
-    on_table = [(column, quote_ident(column.name)) for column, _ in measured] * 3
+    on_table = [(column, quote_identifier(column.name)) for column, _ in measured] * 3
     reference = " + ".join([str(constant), *(f"IFNULL(LENGTH({ref}), 1)" for _, ref in on_table)])
     sizes = stream_db.query(f"SELECT {size_expression(constant, on_table)} AS fast, {reference} AS reference "
                             "FROM `all types`")
