@@ -66,7 +66,7 @@ def part_one(rows: int, batch: int) -> None:
                 cursor.execute("CREATE DATABASE `flights` CHARACTER SET utf8mb4")
                 cursor.execute("CREATE DATABASE IF NOT EXISTS `rds_streams`")
             conn.select_db("flights")
-            run_sql_file(conn, "schema.sql")
+            run_sql_file(conn, "migrations/V1__routes.sql")
             install_emulation(conn, ["flights", "rds_streams"])
             install_outbox(conn, function_arn=ARN, batch_size=100, max_attempts=3)
             rates = {"no triggers": max(write_rate(conn, rows, batch) for _ in range(3))}

@@ -83,7 +83,7 @@ def run(conn: pymysql.Connection, rows: list[tuple], batch: int, repeat: int) ->
 
 
 def timed_load(conn: pymysql.Connection, rows: list[tuple], batch: int, view_type: str | None) -> float:
-    schema_sql = (ROOT / "sql" / "schema.sql").read_text()
+    schema_sql = (ROOT / "sql" / "migrations" / "V1__routes.sql").read_text()
     with conn.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS `routes`")
         cursor.execute(schema_sql)

@@ -15,8 +15,9 @@ def project_dir(**replace: str) -> Iterator[Path]:
     """Yields the path of a config.toml in a temp dir; `replace` maps text of the shipped config to new text."""
     with tempfile.TemporaryDirectory(prefix="rds-streams-bench-") as tmp:
         work = Path(tmp)
-        (work / "sql").mkdir()
-        (work / "sql" / "schema.sql").write_text((ROOT / "sql" / "schema.sql").read_text())
+        (work / "sql" / "migrations").mkdir(parents=True)
+        (work / "sql" / "migrations" / "V1__routes.sql").write_text(
+            (ROOT / "sql" / "migrations" / "V1__routes.sql").read_text())
         config = (ROOT / "config.toml").read_text()
         for old, new in replace.items():
             config = config.replace(old, new)

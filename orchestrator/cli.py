@@ -74,9 +74,10 @@ def synth(
 
 @app.command()
 def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = False,
-       reapply_schema: Annotated[bool, typer.Option("--reapply-schema", help="Run a changed schema file again, "
-                                                    "whole (it may drop data); otherwise a change is only reported.")
-                                 ] = False,
+       accept_edited: Annotated[bool, typer.Option(
+           "--accept-edited-migrations",
+           help="Record applied migrations that were edited since as they are now, without running them again "
+                "(for edits that change nothing that ran: comments, formatting).")] = False,
        output: Output = OutputFormat.TEXT) -> None:
     """Deploy or update everything; idempotent, resumes after any failure."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
@@ -84,7 +85,7 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
 
     cfg, ui = _setup(config, output, yes)
     with first_interrupt_cancels(CancelToken()) as cancel:
-        run(cfg, ui, cancel, only, reapply_schema=reapply_schema)
+        run(cfg, ui, cancel, only, accept_edited_migrations=accept_edited)
 
 
 @app.command()

@@ -13,10 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
 
+# Schemas a user's tables may not live in: ours (bookkeeping, sandbox emulation) and the server's own.
+RESERVED_SCHEMAS = frozenset({"rds_streams", "rds_streams_sandbox", "mysql", "sys", "information_schema",
+                              "performance_schema"})
+DEFAULT_MIGRATIONS = "sql/migrations"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
 ENGINE_VERSION = re.compile(r"^(?P<major>5\.7|8\.0)\.mysql_aurora\.(?P<aurora>[23])\.\d+\.\d+$")
 # CloudWatch Logs accepts only these retention periods.
@@ -67,7 +71,10 @@ class DatabaseConfig(_Section):
     instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     instances: int = Field(1, ge=1, le=15)
     name: str = Field("flights", pattern=IDENTIFIER.pattern)
-    schema_file: str = Field("sql/schema.sql", alias="schema")
+    # A folder of V<n>__<name>.sql files applied in order, each once; or (older configs) one `schema`
+    # file, applied as migration version 1. Give one of the two.
+    migrations: str | None = None
+    schema_file: str | None = Field(None, alias="schema")
     deletion: Literal["delete", "snapshot"] = "delete"
     # The RDS CA bundle (PEM) to verify the cluster's TLS certificate through the tunnel; without it,
     # TLS on AWS is required but not verified.
@@ -83,6 +90,21 @@ class DatabaseConfig(_Section):
                 "(v3) or 5.7.mysql_aurora.2.12.5 (v2)"
             )
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in RESERVED_SCHEMAS:
+            raise ValueError(f"{value!r} is reserved (ours or the server's: {', '.join(sorted(RESERVED_SCHEMAS))}); "
+                             "name the schema your tables live in")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schema_source(self) -> DatabaseConfig:
+        if self.migrations is not None and self.schema_file is not None:
+            raise ValueError("give either migrations (a folder of V<n>__<name>.sql files) or schema (one file), "
+                             "not both")
+        return self
 
     @property
     def dialect(self) -> Dialect:
@@ -176,8 +198,10 @@ class Config(_Section):
         return self._source
 
     @property
-    def schema_path(self) -> Path:
-        return (self._source.parent / self.database.schema_file).resolve()
+    def migrations_path(self) -> Path:
+        """The migrations folder, or the single `schema` file (migration version 1)."""
+        where = self.database.schema_file or self.database.migrations or DEFAULT_MIGRATIONS
+        return (self._source.parent / where).resolve()
 
     @property
     def ca_bundle_path(self) -> Path | None:
@@ -216,11 +240,14 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         raise ConfigError(f"{path}: [database] ca_bundle: file {config.database.ca_bundle!r} not found "
                           f"(looked at {config.ca_bundle_path})",
                           hint="download it from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem")
-    if not config.schema_path.is_file():
+    if config.database.schema_file is not None and not config.migrations_path.is_file():
         raise ConfigError(
             f"{path}: [database] schema: file {config.database.schema_file!r} not found "
-            f"(looked at {config.schema_path}); give a path relative to the config file"
+            f"(looked at {config.migrations_path}); give a path relative to the config file"
         )
+    from orchestrator.database.migrations import migration_files
+
+    migration_files(config)  # a malformed migrations folder is a config error: refused before anything runs
     return config
 
 

@@ -9,7 +9,7 @@ from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.ui import UI
 from orchestrator.up_steps import (
-    ApplySchema,
+    ApplyMigrations,
     BindSandbox,
     DeployStacks,
     DrainOutbox,
@@ -36,14 +36,14 @@ def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | N
 
 
 def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
-       reapply_schema: bool = False) -> list[StepResult]:
+       accept_edited_migrations: bool = False) -> list[StepResult]:
     ctx = context_for(config, ui, cancel, only)
-    ctx.reapply_schema = reapply_schema
+    ctx.accept_edited_migrations = accept_edited_migrations
     steps: list[Any] = [DeployStacks()]
     if not only:  # --only limits up to stacks and skips the database steps
         if ctx.sandbox is not None:
             steps.append(BindSandbox())
-        steps += [OpenTunnel(), ApplySchema(), EnsureGrants(), InstallOutbox(), InstallTriggers()]
+        steps += [OpenTunnel(), ApplyMigrations(), EnsureGrants(), InstallOutbox(), InstallTriggers()]
         if config.stream.delivery == "direct":
             steps.append(DrainOutbox())
         steps.append(SmokeTest())

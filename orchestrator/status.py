@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.graph import STACK_ORDER
@@ -40,6 +42,7 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
 
 def _database(ctx: Any) -> dict[str, Any]:
     from orchestrator.database.outbox import outbox_lag
+    from orchestrator.database.trigger_health import failing_tables
     from orchestrator.up_steps import streamed_drift
 
     d = ctx.deployment
@@ -52,6 +55,9 @@ def _database(ctx: Any) -> dict[str, Any]:
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
         result["dead_letters"] = {"lambda_async_queue": int(attributes["ApproximateNumberOfMessages"])}
     try:
+        failing = ctx.session.run(lambda conn: failing_tables(conn, ctx.config.database.name), "status")
+        if failing:
+            result["failing_writes"] = [f.message for f in failing]
         drift = streamed_drift(ctx)
         lag = ctx.session.run(outbox_lag, "status")
     except OperationFailed as err:
@@ -69,6 +75,8 @@ def _database(ctx: Any) -> dict[str, Any]:
 
 def _show(report: dict[str, Any], ui: UI) -> None:
     ui.emit("status", **report)
+    for line in report.get("failing_writes", []):  # first: this is an outage of the user's own writes
+        ui.say(f"[bold red]![/] {escape(line)}; repair with `rds-streams up`")
     ui.say(f"[bold]target[/] {report['target']} ({report['region']})")
     for name, pid in report.get("sandbox", {}).items():
         ui.say(f"  sandbox {name}: {'running, pid ' + str(pid) if pid else '[red]not running[/]'}")

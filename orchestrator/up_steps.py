@@ -23,7 +23,7 @@ class UpContext:
     ui: UI
     cancel: CancelToken
     only: list[str] | None = None
-    reapply_schema: bool = False      # run a changed schema file again (it may drop data)
+    accept_edited_migrations: bool = False  # record edited applied migrations as they are now, not run again
     sandbox: Any = None                 # orchestrator.sandbox.manager.Sandbox on the local target
     sandbox_state: Any = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -104,27 +104,38 @@ class OpenTunnel:
                    f"127.0.0.1:{tunnel.local_port} (connect and auth {tunnel.connect_seconds * 1000:.0f} ms)")
 
 
-class ApplySchema:
-    name = "schema"
+class ApplyMigrations:
+    """Pending migrations in order; a migration that alters a streamed table re-fits its triggers
+    under the same table lock as the DDL, so writers wait instead of failing."""
+
+    name = "migrations"
 
     def is_done(self, ctx: UpContext) -> bool:
-        from orchestrator.database.schema import SchemaState, schema_status
+        from orchestrator.database.migrations import MigrationState, migration_status
 
-        status = ctx.session.run(lambda conn: schema_status(conn, ctx.config), "the schema check")
-        if status.state is SchemaState.CHANGED:
-            if ctx.reapply_schema:
-                return False
-            from rich.markup import escape
-
-            ctx.ui.emit("schema_changed", details=status.details)
-            ctx.ui.say(f"[yellow]![/] {escape(status.details)}")
-        return status.state is not SchemaState.PENDING
+        statuses = ctx.session.run(lambda conn: migration_status(conn, ctx.config), "the migrations check")
+        return all(s.state is MigrationState.APPLIED for s in statuses)
 
     def run(self, ctx: UpContext) -> None:
-        from orchestrator.database.schema import apply_schema
+        from orchestrator.database.migrations import accept_edited, apply_migrations
+        from orchestrator.database.triggers import refit_triggers_locked
 
-        result = ctx.session.run(lambda conn: apply_schema(conn, ctx.config, force=ctx.reapply_schema), "the schema")
-        ctx.ui.say(f"  {result.statements_run} statement(s) from {ctx.config.database.schema_file}")
+        config = ctx.config
+        if ctx.accept_edited_migrations:
+            accepted = ctx.session.run(lambda conn: accept_edited(conn, config), "the migrations")
+            for name in accepted:
+                ctx.ui.say(f"  accepted the edited {name} as it is now (not run again)")
+        settings = stream_settings(ctx)
+
+        def refit(conn: Any, tables: Any) -> None:
+            for plan in refit_triggers_locked(conn, config.database.name, tables, settings):
+                for change in plan.changes:
+                    if change.action != "unchanged":
+                        ctx.ui.say(f"  {plan.table}: {change.action} {change.name} with the DDL, under its lock")
+
+        result = ctx.session.run(lambda conn: apply_migrations(conn, config, refit, streamed_tables(config)),
+                                 "the migrations")
+        ctx.ui.say(f"  {result.statements_run} statement(s) from {', '.join(result.applied) or 'no migration'}")
 
 
 def grant_plan(ctx: UpContext) -> Any:

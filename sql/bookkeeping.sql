@@ -17,3 +17,22 @@ CREATE TABLE IF NOT EXISTS `rds_streams`.`schema_applied`
     PRIMARY KEY (`database_name`)
 ) ENGINE = InnoDB
   DEFAULT CHARSET = utf8mb4;
+
+-- One row per migration run against a managed database (`[database] migrations`, or the single
+-- `schema` file as version 1). `statement_checksums` grows by one SHA-256 after each statement
+-- commits, so a migration that failed part way resumes after the fix at its first statement not
+-- yet run, and refuses if one that ran was changed; `applied_at` stays NULL until the last one ran.
+CREATE TABLE IF NOT EXISTS `rds_streams`.`migrations`
+(
+    `database_name`       VARCHAR(64)  NOT NULL,
+    `version`             VARCHAR(50)  NOT NULL,  -- "3" for V3__x.sql, "1.2" for V1_2__x.sql
+    `description`         VARCHAR(200) NOT NULL,
+    `file_name`           VARCHAR(255) NOT NULL,
+    `checksum`            CHAR(64)     NOT NULL,  -- SHA-256 of the file's bytes, hex
+    `statements_total`    INT          NOT NULL,
+    `statement_checksums` JSON         NULL,      -- SHA-256 of each statement run so far; NULL: adopted, unknown
+    `started_at`          DATETIME(6)  NOT NULL,  -- UTC
+    `applied_at`          DATETIME(6)  NULL,      -- UTC; NULL while a migration is unfinished
+    PRIMARY KEY (`database_name`, `version`)
+) ENGINE = InnoDB
+  DEFAULT CHARSET = utf8mb4;

@@ -56,13 +56,16 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+SHIPPED_MIGRATION = ROOT / "sql" / "migrations" / "V1__routes.sql"
+
+
 def write_config(directory: Path, overrides: dict[str, Any] | None = None, *,
                  schema: str | None = None) -> Path:
-    """A config.toml in `directory` (with the shipped schema beside it) and the path to it."""
+    """A config.toml in `directory` (with the shipped migration, or `schema` as V1, beside it) and its path."""
     raw = merged(shipped_raw(), overrides or {})
-    (directory / "sql").mkdir(exist_ok=True)
-    schema_text = schema if schema is not None else (ROOT / "sql" / "schema.sql").read_text()
-    (directory / "sql" / "schema.sql").write_text(schema_text)
+    folder = directory / "sql" / "migrations"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "V1__routes.sql").write_text(schema if schema is not None else SHIPPED_MIGRATION.read_text())
     path = directory / "config.toml"
     path.write_text(toml_text(raw))
     return path

@@ -182,6 +182,23 @@ def install_triggers(conn: Any, schema: str, tables: Sequence[str], settings: St
     return plans
 
 
+def refit_triggers_locked(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
+    """Like install_triggers for `tables`, while the caller holds LOCK TABLES ... WRITE on all of them.
+
+    For a migration: the DDL and the triggers that fit its result happen under one lock, so no write
+    sees a trigger naming a column that is gone, and none after the DDL is recorded in the old shape.
+    """
+    installed_all = read_our_triggers(conn, schema)
+    installed = {t.name: t for t in installed_all}
+    plans = [_plan_table(read_table_shape(conn, schema, table), settings, installed_all) for table in tables]
+    with _creation_session(conn):
+        for plan in plans:
+            if plan.needs_work:
+                wanted = {d.name: d for d in generate_triggers(read_table_shape(conn, schema, plan.table), settings)}
+                _apply(conn, plan, wanted, installed, lock=False)
+    return plans
+
+
 def trigger_drift(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TableDrift]:
     """Per table: triggers missing, differing from what would be generated now, or ours but unexpected."""
     drift = []
@@ -221,9 +238,10 @@ def _difference(current: InstalledTrigger, wanted: TriggerDefinition) -> str | N
 
 
 def _apply(conn: Any, plan: TablePlan, wanted: dict[str, TriggerDefinition],
-           installed: dict[str, InstalledTrigger]) -> None:
+           installed: dict[str, InstalledTrigger], *, lock: bool = True) -> None:
     with conn.cursor() as cursor:
-        cursor.execute(trigger_sql.lock_table(plan.schema, plan.table))
+        if lock:
+            cursor.execute(trigger_sql.lock_table(plan.schema, plan.table))
         try:
             for change in plan.changes:
                 if change.action in ("replace", "drop"):
@@ -238,7 +256,8 @@ def _apply(conn: Any, plan: TablePlan, wanted: dict[str, TriggerDefinition],
                             hint="the previous trigger was put back; nothing else was changed on this table",
                         ) from err
         finally:
-            cursor.execute(trigger_sql.UNLOCK_TABLES)
+            if lock:
+                cursor.execute(trigger_sql.UNLOCK_TABLES)
 
 
 def _restore(cursor: Any, plan: TablePlan, previous: InstalledTrigger | None) -> None:

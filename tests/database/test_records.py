@@ -20,7 +20,7 @@ from orchestrator.database.table_shape import TableShape
 from orchestrator.database.trigger_sql import VIEW_TYPES
 from tests.database.conftest import StreamDb
 
-ROUTES_SQL = (Path(__file__).resolve().parents[2] / "sql" / "schema.sql").read_text()
+ROUTES_SQL = (Path(__file__).resolve().parents[2] / "sql" / "migrations" / "V1__routes.sql").read_text()
 DB_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

@@ -15,7 +15,7 @@ from orchestrator.sandbox.manager import Sandbox
 from orchestrator.sandbox.processes import pid_alive
 from tests.sandbox.conftest import local_config, wait_for
 
-STEPS = [up_steps.DeployStacks, up_steps.BindSandbox, up_steps.OpenTunnel, up_steps.ApplySchema,
+STEPS = [up_steps.DeployStacks, up_steps.BindSandbox, up_steps.OpenTunnel, up_steps.ApplyMigrations,
          up_steps.EnsureGrants, up_steps.InstallOutbox, up_steps.InstallTriggers, up_steps.SmokeTest]
 
 
@@ -76,28 +76,21 @@ def test_dead_services_are_restarted_and_taken_ports_replaced(sandbox_config, cl
             squatter.close()
 
 
-def test_a_changed_schema_file_is_reported_and_reapplied_only_when_asked(sandbox_config, cli):
+def test_an_edited_migration_fails_up_until_restored_or_accepted(sandbox_config, cli):
     assert cli("up", "--config", str(sandbox_config), "--yes")[0] == 0
-    schema = sandbox_config.parent / "sql" / "schema.sql"
-    original = schema.read_text()
-    schema.write_text(original + "\nCREATE TABLE IF NOT EXISTS `airports` (`code` VARCHAR(3) PRIMARY KEY);\n")
+    migration = sandbox_config.parent / "sql" / "migrations" / "V1__routes.sql"
+    original = migration.read_text()
+    migration.write_text("-- reviewed in 2026\n" + original)
     try:
         code, out = cli("up", "--config", str(sandbox_config), "--yes")
-        assert code == 0
-        (changed,) = [o for o in out if o["type"] == "schema_changed"]
-        assert "--reapply-schema" in changed["details"]
-        conn = Sandbox(load_config(sandbox_config)).state().root_connection()
-        with conn.cursor() as cursor:
-            cursor.execute("SHOW TABLES FROM `flights` LIKE 'airports'")
-            assert cursor.fetchall() == (), "not applied without asking"
-            assert cli("up", "--config", str(sandbox_config), "--yes", "--reapply-schema")[0] == 0
-            cursor.execute("SHOW TABLES FROM `flights` LIKE 'airports'")
-            assert cursor.fetchall() == (("airports",),)
-        conn.close()
+        (error,) = [o for o in out if o["type"] == "error"] or [{"message": str(out)}]
+        assert code == 1 and "V1__routes.sql was edited after it ran" in error["message"]
+        assert cli("up", "--config", str(sandbox_config), "--yes", "--accept-edited-migrations")[0] == 0
+        assert cli("up", "--config", str(sandbox_config), "--yes")[0] == 0
     finally:
-        schema.write_text(original)
-        # leave the module's sandbox with the shipped schema applied, as the other tests expect
-        assert cli("up", "--config", str(sandbox_config), "--yes", "--reapply-schema")[0] == 0
+        migration.write_text(original)
+        # leave the module's sandbox with the shipped migration recorded, as the other tests expect
+        assert cli("up", "--config", str(sandbox_config), "--yes", "--accept-edited-migrations")[0] == 0
 
 
 def test_plan_lists_the_database_objects_up_would_change_and_applies_nothing(sandbox_config, cli):
@@ -106,7 +99,7 @@ def test_plan_lists_the_database_objects_up_would_change_and_applies_nothing(san
     assert cli("up", "--config", str(sandbox_config), "--yes")[0] == 0
     code, out = cli("plan", "--config", str(sandbox_config))
     (database,) = [o for o in out if o["type"] == "database_plan"]
-    assert code == 0 and database["reachable"] and database["schema"]["state"] == "applied"
+    assert code == 0 and database["reachable"] and {m["state"] for m in database["migrations"]} == {"applied"}
     assert all(c["action"] == "unchanged" for t in database["triggers"] for c in t["changes"])
 
     local_config(sandbox_config.parent, {"stream": {"view_type": "KEYS_ONLY"}})

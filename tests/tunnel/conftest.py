@@ -89,6 +89,7 @@ def database_name(mariadb_server: MariaDBServer) -> Iterator[str]:
         cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rds_streams'")
         if cursor.fetchone()[0]:
             cursor.execute("DELETE FROM rds_streams.schema_applied WHERE database_name = %s", (name,))
+            cursor.execute("DELETE FROM rds_streams.migrations WHERE database_name = %s", (name,))
 
 
 @pytest.fixture

@@ -26,14 +26,14 @@ from orchestrator.database.grants import (
     grant_dialect,
     grants_status,
 )
-from orchestrator.database.schema import apply_schema
+from orchestrator.database.migrations import apply_migrations
 from orchestrator.database.tunnel import Tunnel, run_with_reconnect
 from orchestrator.errors import OperationFailed
 from orchestrator.sandbox.mariadb import MariaDBServer
 from tests.factories import ROOT
 from tests.tunnel.conftest import NO_TLS, root_connection, unique
 
-SCHEMA = (ROOT / "sql" / "schema.sql").read_text()
+SCHEMA = (ROOT / "sql" / "migrations" / "V1__routes.sql").read_text()
 MakeConfig = Callable[..., Config]
 
 
@@ -63,7 +63,7 @@ def test_schema_grants_and_an_app_query_all_go_through_the_tunnel(
 
     def install() -> None:
         with connect(tunnel.local_host, tunnel.local_port, admin, tls=NO_TLS) as conn:
-            apply_schema(conn, config)
+            apply_migrations(conn, config)
             ensure_grants(conn, plan, login_check=login_check(tunnel))
 
     run_with_reconnect(tunnel, install, what="schema and grants")
