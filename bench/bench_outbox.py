@@ -31,7 +31,8 @@ from bench.workdir import project_dir  # noqa: E402
 from orchestrator.database.outbox import install_outbox, outbox_lag  # noqa: E402
 from orchestrator.database.probe import filter_events  # noqa: E402
 from orchestrator.database.scripts import run_sql_file  # noqa: E402
-from orchestrator.database.triggers import StreamSettings, install_triggers  # noqa: E402
+from orchestrator.database.trigger_install import install_triggers  # noqa: E402
+from orchestrator.database.triggers import StreamSettings  # noqa: E402
 from orchestrator.sandbox.aurora_emulation import install_emulation  # noqa: E402
 from orchestrator.sandbox.mariadb import MariaDBServer  # noqa: E402
 from orchestrator.sandbox.processes import free_port  # noqa: E402

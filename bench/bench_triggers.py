@@ -23,8 +23,9 @@ import pymysql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from orchestrator.database.trigger_install import install_triggers  # noqa: E402
 from orchestrator.database.trigger_sql import VIEW_TYPES  # noqa: E402
-from orchestrator.database.triggers import StreamSettings, install_triggers  # noqa: E402
+from orchestrator.database.triggers import StreamSettings  # noqa: E402
 from orchestrator.sandbox.aurora_emulation import install_emulation  # noqa: E402
 from orchestrator.sandbox.mariadb import MariaDBServer  # noqa: E402
 from orchestrator.sandbox.processes import free_port  # noqa: E402

@@ -16,7 +16,7 @@ def plan_database(ctx: UpContext) -> bool:
     from orchestrator.database.catalog import table_exists
     from orchestrator.database.grants import grants_status
     from orchestrator.database.migrations import MigrationState, migration_status
-    from orchestrator.database.triggers import plan_triggers
+    from orchestrator.database.trigger_install import plan_triggers
 
     ui, config = ctx.ui, ctx.config
     try:

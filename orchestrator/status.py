@@ -69,7 +69,8 @@ def _database(ctx: Any) -> dict[str, Any]:
         result.setdefault("dead_letters", {})["outbox"] = lag.dead_letters
     result["triggers"] = {f"{x.schema}.{x.table}": {"expected": 3, "installed": 3 - len(x.missing),
                                                      "missing": list(x.missing), "changed": list(x.changed),
-                                                     "extra": list(x.extra), "in_sync": x.in_sync} for x in drift}
+                                                     "extra": list(x.extra), "in_sync": x.in_sync,
+                                                     "two_generations": x.two_generations} for x in drift}
     return result
 
 
@@ -96,4 +97,6 @@ def _show(report: dict[str, Any], ui: UI) -> None:
     for table, t in (triggers or {}).items() if isinstance(triggers, dict) else ():
         state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
             f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
+        if t.get("two_generations"):
+            state += " (two generations side by side: a replacement was interrupted; `rds-streams up` settles it)"
         ui.say(f"  triggers {table}: {t['installed']}/{t['expected']} installed, {state}")

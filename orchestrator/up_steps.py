@@ -118,7 +118,7 @@ class ApplyMigrations:
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.migrations import accept_edited, apply_migrations
-        from orchestrator.database.triggers import refit_triggers_locked
+        from orchestrator.database.trigger_install import refit_triggers_locked
 
         config = ctx.config
         if ctx.accept_edited_migrations:
@@ -230,7 +230,7 @@ def streamed(config: Config) -> list[tuple[str, list[str]]]:
 
 def streamed_drift(ctx: UpContext) -> list[Any]:
     """Installed triggers against what would be generated now, for every streamed table and the canary."""
-    from orchestrator.database.triggers import trigger_drift
+    from orchestrator.database.trigger_install import trigger_drift
 
     settings = stream_settings(ctx)
     return ctx.session.run(lambda conn: [d for schema, tables in streamed(ctx.config)
@@ -248,7 +248,7 @@ class InstallTriggers:
         return all(d.in_sync for d in streamed_drift(ctx))
 
     def run(self, ctx: UpContext) -> None:
-        from orchestrator.database.triggers import install_triggers
+        from orchestrator.database.trigger_install import install_triggers
         from orchestrator.verify.canary import ensure_canary_table
 
         settings = stream_settings(ctx)

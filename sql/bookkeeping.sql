@@ -36,3 +36,16 @@ CREATE TABLE IF NOT EXISTS `rds_streams`.`migrations`
     PRIMARY KEY (`database_name`, `version`)
 ) ENGINE = InnoDB
   DEFAULT CHARSET = utf8mb4;
+
+-- The triggers rds-streams created, so a trigger we did not create is never dropped or replaced,
+-- whatever its name. A row is written before its trigger is created (a crash in between leaves a
+-- row without a trigger, pruned by the next `up`, never a trigger of ours without a row).
+CREATE TABLE IF NOT EXISTS `rds_streams`.`triggers`
+(
+    `schema_name`  VARCHAR(64) NOT NULL,
+    `trigger_name` VARCHAR(64) NOT NULL,
+    `table_name`   VARCHAR(64) NOT NULL,  -- the table it was created on; the trigger follows a rename
+    `created_at`   DATETIME(6) NOT NULL,  -- UTC
+    PRIMARY KEY (`schema_name`, `trigger_name`)
+) ENGINE = InnoDB
+  DEFAULT CHARSET = utf8mb4;

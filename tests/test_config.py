@@ -26,7 +26,7 @@ def test_shipped_config_loads_as_v3_local_sandbox():
     assert config.project.target == "local"
     assert config.database.dialect is Dialect.V3
     assert [t.name for t in config.stream.tables] == ["routes"]
-    assert config.schema_path.is_file()
+    assert config.migrations_path.is_dir() and (config.migrations_path / "V1__routes.sql").is_file()
 
 
 def test_v2_engine_version_selects_the_v2_dialect(tmp_path):
@@ -77,8 +77,17 @@ def test_engine_version_that_is_not_aurora_mysql_2_or_3_is_refused(tmp_path, ver
 
 
 def test_missing_schema_file_is_refused(tmp_path):
-    message = refused(tmp_path, {"database": {"schema": "sql/nope.sql"}})
+    path = write_config(tmp_path, {"database": {"schema": "sql/nope.sql"}})
+    path.write_text(path.read_text().replace('migrations = "sql/migrations"\n', ""))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
     assert "[database] schema" in message and "nope.sql" in message and "not found" in message
+
+
+def test_a_missing_migrations_folder_is_refused(tmp_path):
+    message = refused(tmp_path, {"database": {"migrations": "db/nope"}})
+    assert "[database] migrations" in message and "db/nope" in message and "not found" in message
 
 
 def test_duplicate_table_names_are_refused(tmp_path):

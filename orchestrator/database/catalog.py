@@ -61,12 +61,5 @@ def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
     return TableShape(schema=schema, table=table, columns=columns, primary_key=primary_key)
 
 
-def read_our_triggers(conn: Any, schema: str) -> list[InstalledTrigger]:
-    """Every trigger in `schema` whose name carries our prefix, on any table."""
-    with conn.cursor() as cursor:
-        cursor.execute(trigger_sql.TRIGGERS_QUERY, (schema,))
-        return [InstalledTrigger(*row) for row in cursor.fetchall()]
-
-
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)

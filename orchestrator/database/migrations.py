@@ -240,7 +240,7 @@ def _apply_one(conn: Connection, database: str, status: MigrationStatus,
             statement = migration.statements[index]
             target = altered_table(statement, database)
             locked = refit is not None and target is not None and target.lower() in streamed \
-                and _has_our_triggers(cursor, database, streamed[target.lower()])
+                and _has_our_triggers(conn, database, streamed[target.lower()])
             if locked:
                 _run_locked(conn, cursor, migration, index, database, streamed_tables, refit)  # type: ignore[arg-type]
             else:
@@ -259,10 +259,11 @@ def _run_locked(conn: Connection, cursor: Any, migration: Migration, index: int,
     All streamed tables are locked, not only the altered one: another table's triggers can depend on
     this one's shape (a parent emitting its cascaded children's changes).
     """
-    from orchestrator.database.trigger_sql import UNLOCK_TABLES, lock_tables
+    from orchestrator.database.trigger_install import lock_for_refit
+    from orchestrator.database.trigger_sql import UNLOCK_TABLES
 
     present = [t for t in streamed_tables if _table_exists(cursor, database, t)]
-    cursor.execute(lock_tables(database, present))
+    cursor.execute(lock_for_refit(database, present))
     try:
         _run_statement(cursor, migration, index)
         refit(conn, present)
@@ -361,10 +362,10 @@ def _query(conn: Connection, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def _has_our_triggers(cursor: Any, database: str, table: str) -> bool:
-    cursor.execute("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s "
-                   "AND EVENT_OBJECT_TABLE = %s AND TRIGGER_NAME LIKE 'rds\\_streams\\_%%'", (database, table))
-    return cursor.fetchone()[0] > 0
+def _has_our_triggers(conn: Connection, database: str, table: str) -> bool:
+    from orchestrator.database.trigger_install import read_our_triggers
+
+    return any(t.table == table for t in read_our_triggers(conn, database))
 
 
 def _table_exists(cursor: Any, database: str, table: str) -> bool:

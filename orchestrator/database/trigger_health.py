@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.database.catalog import read_our_triggers
+from orchestrator.database.trigger_install import read_our_triggers
 
 # NEW.`col` / OLD.`col` as our generator writes them (always quoted; `` inside stands for one `).
 _ROW_REFERENCE = re.compile(r"\b(?:NEW|OLD)\.`((?:[^`]|``)+)`", re.IGNORECASE)

@@ -1,28 +1,24 @@
-"""Change-stream triggers: generate them from a table's shape, plan, install (no unrecorded window), detect drift.
+"""Change-stream triggers: generated from a table's shape (trigger_install.py installs them).
 
 Every streamed table gets three AFTER triggers (INSERT, UPDATE, DELETE), named
-`rds_streams_<table>_<insert|update|delete>`. Each turns its row change into one DynamoDB Streams
+`rds_streams_<table>_<insert|update|delete>_<generation>`. Each turns its row change into one DynamoDB Streams
 record (trigger_sql.py writes the SQL) and delivers it; `direct` delivery calls Lambda per row,
 `outbox` delivery inserts it into our outbox in the writer's transaction (see sql/outbox.sql).
-Whether a trigger is up to date is decided by comparing its installed text with what would be
-generated now, so a column added since shows up as drift and `install_triggers` is idempotent.
+Generation is pure: the same table shape and settings always give the same text, so the digest of
+that text (the trigger's generation, in its name) tells whether an installed trigger is up to date.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from orchestrator.config import Dialect
 from orchestrator.database import trigger_sql
-from orchestrator.database.catalog import InstalledTrigger, read_our_triggers, read_table_shape
 from orchestrator.database.table_shape import TableShape
 from orchestrator.database.trigger_sql import MAX_PAYLOAD_BYTES, TriggerEvent, ViewType
-from orchestrator.errors import OperationFailed
 
 if TYPE_CHECKING:
     from orchestrator.config import Config
@@ -31,8 +27,7 @@ PREFIX = "rds_streams_"
 EVENTS: tuple[TriggerEvent, ...] = ("INSERT", "UPDATE", "DELETE")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _MAX_IDENTIFIER = 64
-
-Action = Literal["create", "replace", "unchanged", "drop"]
+GENERATION_ROOM = 9  # "_" and 8 hex digits, appended by trigger_install.generation_of
 
 
 @dataclass(frozen=True)
@@ -75,47 +70,11 @@ class TriggerDefinition:
         return trigger_sql.create_trigger(self.schema, self.name, self.table, self.event, self.body, self.definer)
 
 
-@dataclass(frozen=True)
-class TriggerChange:
-    name: str
-    event: str
-    action: Action
-    reason: str  # why, in words, for plan and status
-
-
-@dataclass(frozen=True)
-class TablePlan:
-    """What install_triggers does (or did) to one table's triggers."""
-
-    schema: str
-    table: str
-    columns: tuple[str, ...]  # the columns the records cover; () for a table that is no longer streamed
-    changes: tuple[TriggerChange, ...]
-
-    @property
-    def needs_work(self) -> bool:
-        return any(change.action != "unchanged" for change in self.changes)
-
-
-@dataclass(frozen=True)
-class TableDrift:
-    """Installed triggers versus what would be generated now, for `status` and `verify`."""
-
-    schema: str
-    table: str
-    missing: tuple[str, ...]
-    changed: tuple[str, ...]  # body or definer differs: e.g. a column was added or dropped since
-    extra: tuple[str, ...]  # ours, but not expected here (or the table is no longer streamed)
-
-    @property
-    def in_sync(self) -> bool:
-        return not (self.missing or self.changed or self.extra)
-
-
-def trigger_name(table: str, event: TriggerEvent) -> str:
-    """Deterministic and within MySQL's 64 characters; odd or long table names get a hash."""
+def trigger_name(table: str, event: TriggerEvent, reserve: int = GENERATION_ROOM) -> str:
+    """Deterministic and within MySQL's 64 characters with `reserve` left for the generation; odd or
+    long table names get a hash."""
     suffix = "_" + event.lower()
-    room = _MAX_IDENTIFIER - len(PREFIX) - len(suffix)
+    room = _MAX_IDENTIFIER - len(PREFIX) - len(suffix) - reserve
     if _PLAIN_NAME.match(table) and len(table) <= room:
         base = table
     else:
@@ -150,133 +109,3 @@ def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[Trig
         definitions.append(TriggerDefinition(shape.schema, shape.table, trigger_name(shape.table, event), event,
                                              body, settings.definer))
     return tuple(definitions)
-
-
-def plan_triggers(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
-    """What install_triggers would do, touching nothing: per table, each trigger's action and why."""
-    installed = read_our_triggers(conn, schema)
-    plans = [_plan_table(read_table_shape(conn, schema, table), settings, installed) for table in tables]
-    streamed = set(tables)
-    for table in sorted({t.table for t in installed} - streamed):
-        drops = tuple(TriggerChange(t.name, t.event, "drop", "the table is no longer in [[stream.tables]]")
-                      for t in installed if t.table == table)
-        plans.append(TablePlan(schema, table, (), drops))
-    return plans
-
-
-def install_triggers(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
-    """Create, replace or drop our triggers so they match `tables`; returns what was done.
-
-    Idempotent: a table whose triggers are already as generated is not touched. A table's changes
-    happen under LOCK TABLES ... WRITE, so no row change can slip between the old triggers being
-    dropped and the new ones created (MySQL 8 has no CREATE OR REPLACE TRIGGER).
-    """
-    plans = plan_triggers(conn, schema, tables, settings)
-    installed = {t.name: t for t in read_our_triggers(conn, schema)}
-    with _creation_session(conn):
-        for plan in plans:
-            if plan.needs_work:
-                shape = read_table_shape(conn, schema, plan.table) if plan.columns else None
-                wanted = {d.name: d for d in generate_triggers(shape, settings)} if shape else {}
-                _apply(conn, plan, wanted, installed)
-    return plans
-
-
-def refit_triggers_locked(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
-    """Like install_triggers for `tables`, while the caller holds LOCK TABLES ... WRITE on all of them.
-
-    For a migration: the DDL and the triggers that fit its result happen under one lock, so no write
-    sees a trigger naming a column that is gone, and none after the DDL is recorded in the old shape.
-    """
-    installed_all = read_our_triggers(conn, schema)
-    installed = {t.name: t for t in installed_all}
-    plans = [_plan_table(read_table_shape(conn, schema, table), settings, installed_all) for table in tables]
-    with _creation_session(conn):
-        for plan in plans:
-            if plan.needs_work:
-                wanted = {d.name: d for d in generate_triggers(read_table_shape(conn, schema, plan.table), settings)}
-                _apply(conn, plan, wanted, installed, lock=False)
-    return plans
-
-
-def trigger_drift(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TableDrift]:
-    """Per table: triggers missing, differing from what would be generated now, or ours but unexpected."""
-    drift = []
-    for plan in plan_triggers(conn, schema, tables, settings):
-        def named(action: Action, plan: TablePlan = plan) -> tuple[str, ...]:
-            return tuple(c.name for c in plan.changes if c.action == action)
-        drift.append(TableDrift(schema, plan.table, named("create"), named("replace"), named("drop")))
-    return drift
-
-
-def _plan_table(shape: TableShape, settings: StreamSettings, installed: Sequence[InstalledTrigger]) -> TablePlan:
-    columns = tuple(c.name for c in shape.columns)
-    wanted = generate_triggers(shape, settings)
-    on_table = {t.name: t for t in installed if t.table == shape.table}
-    changes = []
-    for definition in wanted:
-        current = on_table.pop(definition.name, None)
-        if current is None:
-            changes.append(TriggerChange(definition.name, definition.event, "create", "not installed"))
-        else:
-            reason = _difference(current, definition)
-            changes.append(TriggerChange(definition.name, definition.event, "replace" if reason else "unchanged",
-                                         reason or "matches the generated trigger"))
-    changes += [TriggerChange(t.name, t.event, "drop", "ours, but not one of the triggers generated for this table")
-                for t in on_table.values()]
-    return TablePlan(shape.schema, shape.table, columns, tuple(changes))
-
-
-def _difference(current: InstalledTrigger, wanted: TriggerDefinition) -> str | None:
-    if current.event != wanted.event or current.timing != "AFTER":
-        return f"fires {current.timing} {current.event}, should fire AFTER {wanted.event}"
-    if current.body != wanted.body:
-        return "its text differs from the generated one (columns or settings changed since it was installed)"
-    if wanted.definer and current.definer != wanted.definer:
-        return f"runs as {current.definer}, should run as {wanted.definer}"
-    return None
-
-
-def _apply(conn: Any, plan: TablePlan, wanted: dict[str, TriggerDefinition],
-           installed: dict[str, InstalledTrigger], *, lock: bool = True) -> None:
-    with conn.cursor() as cursor:
-        if lock:
-            cursor.execute(trigger_sql.lock_table(plan.schema, plan.table))
-        try:
-            for change in plan.changes:
-                if change.action in ("replace", "drop"):
-                    cursor.execute(trigger_sql.drop_trigger(plan.schema, change.name))
-                if change.action in ("create", "replace"):
-                    try:
-                        cursor.execute(wanted[change.name].create_sql)
-                    except Exception as err:
-                        _restore(cursor, plan, installed.get(change.name))
-                        raise OperationFailed(
-                            f"creating trigger {change.name} on {plan.schema}.{plan.table} failed: {err}",
-                            hint="the previous trigger was put back; nothing else was changed on this table",
-                        ) from err
-        finally:
-            if lock:
-                cursor.execute(trigger_sql.UNLOCK_TABLES)
-
-
-def _restore(cursor: Any, plan: TablePlan, previous: InstalledTrigger | None) -> None:
-    if previous is not None:
-        cursor.execute(trigger_sql.create_trigger(plan.schema, previous.name, plan.table, previous.event,  # type: ignore[arg-type]
-                                                  previous.body, previous.definer))
-
-
-@contextmanager
-def _creation_session(conn: Any) -> Iterator[None]:
-    """Create triggers under CREATE_SQL_MODE and utf8mb4 (they keep both), then restore the session."""
-    with conn.cursor() as cursor:
-        cursor.execute(trigger_sql.SESSION_SQL_MODE_QUERY)
-        saved_mode = cursor.fetchone()[0]
-        cursor.execute(trigger_sql.SET_SESSION_SQL_MODE, (trigger_sql.CREATE_SQL_MODE,))
-        cursor.execute(trigger_sql.SET_NAMES_UTF8MB4)
-    try:
-        yield
-    finally:
-        with conn.cursor() as cursor:
-            cursor.execute(trigger_sql.SET_SESSION_SQL_MODE, (saved_mode,))
-        conn.set_character_set(conn.charset, getattr(conn, "collation", None))

@@ -16,7 +16,8 @@ import pymysql
 import pytest
 
 from orchestrator.config import Dialect
-from orchestrator.database.triggers import StreamSettings, TablePlan, install_triggers
+from orchestrator.database.trigger_install import TablePlan, install_triggers
+from orchestrator.database.triggers import StreamSettings
 from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, fetch_calls, install_emulation
 from orchestrator.sandbox.mariadb import MariaDBServer
 

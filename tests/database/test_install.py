@@ -8,12 +8,18 @@ import time
 import pytest
 
 from orchestrator.database.catalog import read_table_shape
-from orchestrator.database.triggers import generate_triggers, plan_triggers, trigger_drift, trigger_name
+from orchestrator.database.table_shape import Column, TableShape
+from orchestrator.database.trigger_install import generation_of, plan_triggers, trigger_drift, wanted_triggers
+from orchestrator.database.triggers import StreamSettings, generate_triggers, trigger_name
 from orchestrator.errors import OperationFailed
-from tests.database.conftest import StreamDb
+from tests.database.conftest import FUNCTION_ARN, StreamDb
 
 TABLE = "CREATE TABLE `orders` (`id` INT NOT NULL PRIMARY KEY, `qty` INT NULL, `note` VARCHAR(20) NULL)"
-NAMES = ["rds_streams_orders_insert", "rds_streams_orders_update", "rds_streams_orders_delete"]
+
+
+def expected_names(db: StreamDb, table: str = "orders", view_type: str = "NEW_AND_OLD_IMAGES") -> list[str]:
+    """What install names the triggers: `rds_streams_<table>_<event>_<generation>`."""
+    return [d.name for d in wanted_triggers(read_table_shape(db.conn, db.schema, table), db.settings(view_type))]
 
 
 def installed(db: StreamDb) -> dict[str, tuple[str, object]]:
@@ -31,10 +37,12 @@ def orders(stream_db: StreamDb) -> StreamDb:
 def test_install_creates_three_triggers_and_plan_lists_their_columns(orders: StreamDb) -> None:
     [plan] = plan_triggers(orders.conn, orders.schema, ["orders"], orders.settings())
     assert plan.columns == ("id", "qty", "note")
-    assert [(c.name, c.action) for c in plan.changes] == [(name, "create") for name in NAMES]
+    names = expected_names(orders)
+    assert [(c.name, c.action) for c in plan.changes] == [(name, "create") for name in names]
+    assert [n.rsplit("_", 1)[0] for n in names] == [f"rds_streams_orders_{e}" for e in ("insert", "update", "delete")]
     assert installed(orders) == {}
     orders.install(["orders"])
-    assert sorted(installed(orders)) == sorted(NAMES)
+    assert sorted(installed(orders)) == sorted(names)
 
 
 def test_installing_twice_changes_nothing(orders: StreamDb) -> None:
@@ -71,27 +79,27 @@ def test_missing_table_is_refused(orders: StreamDb) -> None:
 
 def test_drift_after_a_column_is_added(orders: StreamDb) -> None:
     orders.install(["orders"])
+    before = expected_names(orders)
     orders.execute("ALTER TABLE orders ADD COLUMN `added` DATE NULL")
     [drift] = trigger_drift(orders.conn, orders.schema, ["orders"], orders.settings())
-    assert (drift.missing, sorted(drift.changed), drift.extra) == ((), sorted(NAMES), ())
+    assert (drift.missing, drift.changed, drift.extra) == (tuple(expected_names(orders)), tuple(before), ())
     orders.install(["orders"])
+    assert sorted(installed(orders)) == sorted(expected_names(orders))
     orders.execute("INSERT INTO orders VALUES (1, 2, 'x', '2024-02-29')")
     assert orders.new_records()[0]["dynamodb"]["NewImage"]["added"] == {"S": "2024-02-29"}
 
 
-def test_drift_after_a_trigger_is_dropped_and_extra_triggers_of_ours(orders: StreamDb) -> None:
-    orders.install(["orders"])
-    orders.execute("DROP TRIGGER rds_streams_orders_update")
-    orders.execute("CREATE TRIGGER rds_streams_orders_old_style AFTER INSERT ON orders FOR EACH ROW SET @x = 1")
+def test_drift_after_a_trigger_is_dropped_and_our_triggers_on_a_table_no_longer_streamed(orders: StreamDb) -> None:
     orders.execute("CREATE TABLE `gone` (`id` INT PRIMARY KEY)")
-    orders.execute("CREATE TRIGGER rds_streams_gone_insert AFTER INSERT ON gone FOR EACH ROW SET @x = 1")
+    orders.install(["orders", "gone"])
+    names = expected_names(orders)
+    orders.execute(f"DROP TRIGGER `{names[1]}`")
     drift = {d.table: d for d in trigger_drift(orders.conn, orders.schema, ["orders"], orders.settings())}
-    assert drift["orders"].missing == ("rds_streams_orders_update",)
-    assert drift["orders"].extra == ("rds_streams_orders_old_style",)
-    assert drift["gone"].extra == ("rds_streams_gone_insert",)
+    assert drift["orders"].missing == (names[1],) and drift["orders"].extra == ()
+    assert drift["gone"].extra == tuple(expected_names(orders, "gone"))
     orders.install(["orders"])
     assert all(d.in_sync for d in trigger_drift(orders.conn, orders.schema, ["orders"], orders.settings()))
-    assert sorted(installed(orders)) == sorted(NAMES)
+    assert sorted(installed(orders)) == sorted(names)
 
 
 def test_trigger_names_are_deterministic_and_fit_64_characters() -> None:
@@ -103,6 +111,9 @@ def test_trigger_names_are_deterministic_and_fit_64_characters() -> None:
         assert len(names) == 3 and all(len(n) <= 64 and n.startswith("rds_streams_") for n in names)
         assert trigger_name(table, "INSERT") == trigger_name(table, "INSERT")
     assert trigger_name("x" * 63, "INSERT") != trigger_name("x" * 64, "INSERT")
+    shape = TableShape("s", long_name, (Column("id", "int", "int", False, None, 10, 0, None),), ("id",))
+    settings = StreamSettings(function_arn=FUNCTION_ARN, region="eu-west-1", event_source_arn="arn:x")
+    assert all(len(generation_of(d).name) <= 64 for d in generate_triggers(shape, settings))
 
 
 def test_odd_table_names_get_working_triggers(stream_db: StreamDb) -> None:

@@ -34,7 +34,7 @@ def test_up_verify_tunnel_logs_down(local_sandbox, cli):
     code, out = cli("up", "--config", config, "--yes")
     assert code == 0
     outcomes = {o["name"]: o["status"] for o in out if o["type"] == "step" and o["status"] != "running"}
-    assert outcomes["schema"] == outcomes["grants"] == outcomes["triggers"] == "already done"
+    assert outcomes["migrations"] == outcomes["grants"] == outcomes["triggers"] == "already done"
     assert not [o for o in out if o["type"] == "stack_event"], "a second up deploys nothing"
 
     code, out = cli("verify", "--config", config)
