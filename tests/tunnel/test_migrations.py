@@ -94,6 +94,21 @@ def test_migrations_run_in_version_order_once_through_the_tunnel(admin_conn, mak
     assert {state for _, state in states(admin_conn, config)} == {"applied"}
 
 
+def test_a_single_schema_file_is_migration_version_1(admin_conn, make_config: MakeConfig) -> None:
+    config = make_config(SCHEMA)
+    folder = config.migrations_path
+    (folder.parent / "schema.sql").write_text(SCHEMA)
+    config_file = folder.parent.parent / "config.toml"
+    config_file.write_text(config_file.read_text().replace('migrations = "sql/migrations"', 'schema = "sql/schema.sql"'))
+    from orchestrator.config import load_config
+
+    legacy = load_config(config_file)
+    assert [(s.migration.version_text, s.migration.file_name) for s in migration_status(admin_conn, legacy)] == \
+        [("1", "schema.sql")]
+    assert apply_migrations(admin_conn, legacy).applied == ("schema.sql",)
+    assert tables(admin_conn, legacy.database.name) == ["routes"]
+
+
 def test_an_edited_applied_migration_is_refused_with_both_checksums(admin_conn, make_config: MakeConfig) -> None:
     config = make_config("CREATE TABLE routes (id INT PRIMARY KEY);")
     apply_migrations(admin_conn, config)
