@@ -118,27 +118,32 @@ def test_a_table_added_by_a_migration_streams_after_one_up_and_a_dropped_one_is_
     config_path = local_config(tmp_path)
     try:
         up(config_path)
-        add_migration(config_path, "V2__airports.sql",
-                      "CREATE TABLE `airports` (`code` VARCHAR(3) PRIMARY KEY, `name` VARCHAR(50));")
-        tables = {"tables": [{"name": "routes"}, {"name": "airports"}]}
-        local_config(tmp_path, {"stream": tables})
-        code, out = cli("plan", "--config", str(config_path))
-        assert code == 0
-        (database,) = [o for o in out if o["type"] == "database_plan"]
-        assert [m["state"] for m in database["migrations"]] == ["applied", "pending"]
-        up(config_path)
-        conn = root_connection(config_path)
-        with conn.cursor() as cursor:
-            cursor.execute("INSERT INTO `flights`.`airports` VALUES ('ZRH', 'Zurich ADDED-TABLE')")
-        wait_for(lambda: logged_records(config_path, "ADDED-TABLE"), 20, "the new table's record")
+        with Writers(config_path, 2) as writers:  # on routes, throughout
+            add_migration(config_path, "V2__airports.sql",
+                          "CREATE TABLE `airports` (`code` VARCHAR(3) PRIMARY KEY, `name` VARCHAR(50));")
+            tables = {"tables": [{"name": "routes"}, {"name": "airports"}]}
+            local_config(tmp_path, {"stream": tables})
+            code, out = cli("plan", "--config", str(config_path))
+            assert code == 0
+            (database,) = [o for o in out if o["type"] == "database_plan"]
+            assert [m["state"] for m in database["migrations"]] == ["applied", "pending"]
+            up(config_path)
+            conn = root_connection(config_path)
+            with conn.cursor() as cursor:
+                cursor.execute("INSERT INTO `flights`.`airports` VALUES ('ZRH', 'Zurich ADDED-TABLE')")
+            wait_for(lambda: logged_records(config_path, "ADDED-TABLE"), 20, "the new table's record")
 
-        local_config(tmp_path)  # airports is no longer streamed ...
-        add_migration(config_path, "V3__drop_airports.sql", "DROP TABLE `airports`;")  # ... and then dropped
-        up(config_path)
-        with conn.cursor() as cursor:
-            cursor.execute("SHOW TABLES FROM `flights`")
-            assert cursor.fetchall() == (("routes",),)
-        conn.close()
+            local_config(tmp_path)  # airports is no longer streamed ...
+            add_migration(config_path, "V3__drop_airports.sql", "DROP TABLE `airports`;")  # ... and then dropped
+            up(config_path)
+            with conn.cursor() as cursor:
+                cursor.execute("SHOW TABLES FROM `flights`")
+                assert cursor.fetchall() == (("routes",),)
+            conn.close()
+        assert writers.failures == []
+        expected = sum(len(values) for values in writers.committed.values())
+        wait_for(lambda: len({r["eventID"] for r in logged_records(config_path, TERM)}) >= expected, 60,
+                 f"{expected} records of the writers")
         code, out = cli("plan", "--config", str(config_path))
         (database,) = [o for o in out if o["type"] == "database_plan"]
         assert {m["state"] for m in database["migrations"]} == {"applied"}
