@@ -121,11 +121,11 @@ def test_fault_can_target_payloads_containing_a_text(items: StreamDb) -> None:
     assert [r["dynamodb"]["Keys"] for r in items.new_records()] == [{"id": {"N": "1"}}]
 
 
-def test_v2_dialect_triggers_call_the_mysql_lambda_async_procedure(items: StreamDb) -> None:
+def test_v2_dialect_triggers_call_the_native_lambda_async_not_the_deprecated_procedure(items: StreamDb) -> None:
     plans = items.install(["items"], dialect=Dialect.V2)
     body = items.query("SELECT ACTION_STATEMENT AS body FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
                        "AND EVENT_MANIPULATION = 'INSERT'", (items.schema,))[0]["body"]
-    assert "CALL mysql.lambda_async(" in body and plans[0].needs_work
+    assert "= lambda_async(" in body and "mysql.lambda_async" not in body and plans[0].needs_work
     items.execute("INSERT INTO items VALUES (1, 'v2')")
     items.execute("UPDATE items SET name = 'v2!' WHERE id = 1")
     items.execute("DELETE FROM items")
