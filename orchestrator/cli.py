@@ -77,6 +77,9 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
        reapply_schema: Annotated[bool, typer.Option("--reapply-schema", help="Run a changed schema file again, "
                                                     "whole (it may drop data); otherwise a change is only reported.")
                                  ] = False,
+       refresh_bastion: Annotated[bool, typer.Option("--refresh-bastion", help="Replace the bastion with the "
+                                                     "current Amazon Linux 2023 image; otherwise it keeps the image "
+                                                     "it was launched with.")] = False,
        output: Output = OutputFormat.TEXT) -> None:
     """Deploy or update everything; idempotent, resumes after any failure."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
@@ -84,7 +87,7 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
 
     cfg, ui = _setup(config, output, yes)
     with first_interrupt_cancels(CancelToken()) as cancel:
-        run(cfg, ui, cancel, only, reapply_schema=reapply_schema)
+        run(cfg, ui, cancel, only, reapply_schema=reapply_schema, refresh_bastion=refresh_bastion)
 
 
 @app.command()

@@ -24,6 +24,7 @@ class UpContext:
     cancel: CancelToken
     only: list[str] | None = None
     reapply_schema: bool = False      # run a changed schema file again (it may drop data)
+    refresh_bastion: bool = False     # the bastion takes the current image (a replacement)
     sandbox: Any = None                 # orchestrator.sandbox.manager.Sandbox on the local target
     sandbox_state: Any = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -66,9 +67,11 @@ class DeployStacks:
         return False  # the change sets are the check: an unchanged stack costs one describe
 
     def run(self, ctx: UpContext) -> None:
+        from orchestrator.deploy.pinned import ssm_lookup
         from orchestrator.deploy.up import deploy_stacks
 
-        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel)
+        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel,
+                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion)
         ctx.outputs.update(result.outputs)
         ctx.changed_stacks += result.changed
 
