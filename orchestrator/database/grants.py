@@ -111,7 +111,7 @@ def grants_status(conn: Connection, plan: GrantPlan, *, login_check: LoginCheck 
     definer = plan.definer or Account.parse(_scalar(conn, "SELECT CURRENT_USER()"))
     actions = _app_user_actions(conn, plan, app, login_check) + _dml_actions(conn, plan.database, app)
     for schema, table in plan.tables:
-        actions += _table_dml_actions(conn, schema, table, app)
+        actions += _dml_actions(conn, schema, app, table)
     lambda_access = _LAMBDA_ACCESS[plan.dialect]
     problems = tuple(lambda_access.problems(conn))
     if not problems:  # a server that is not the one expected cannot even be read the expected way
@@ -150,37 +150,30 @@ def _app_user_actions(conn: Connection, plan: GrantPlan, app: Account, login_che
                         "ALTER USER %s@%s IDENTIFIED BY %s", (app.user, app.host, plan.app.password))]
 
 
-def _dml_actions(conn: Connection, database: str, app: Account) -> list[GrantAction]:
+def _dml_actions(conn: Connection, schema: str, app: Account, table: str | None = None) -> list[GrantAction]:
+    """DML on the whole schema, or on one table of it; privileges held at a wider level count."""
     grantee = f"'{app.user}'@'{app.host}'"
+    queries = [("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s", (grantee,)),
+               ("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s "
+                "AND TABLE_SCHEMA IN (%s, %s)", (grantee, schema, _grant_pattern(schema)))]
+    if table is not None:
+        queries.append(("SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %s "
+                        "AND TABLE_SCHEMA = %s AND TABLE_NAME = %s", (grantee, schema, table)))
+    held: set[str] = set()
     with conn.cursor() as cursor:
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-                       "WHERE GRANTEE = %s AND TABLE_SCHEMA IN (%s, %s)", (grantee, database, _grant_pattern(database)))
-        held = {row[0] for row in cursor.fetchall()}
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s", (grantee,))
-        held |= {row[0] for row in cursor.fetchall()}
-    lacking = [p for p in APP_PRIVILEGES if p not in held]
+        for sql, params in queries:
+            cursor.execute(sql, params)
+            held |= {row[0] for row in cursor.fetchall()}
+    lacking = ", ".join(p for p in APP_PRIVILEGES if p not in held)
     if not lacking:
         return []
-    target = quote_identifier(_grant_pattern(database))
-    return [GrantAction(f"grant {', '.join(lacking)} on {database}.* to {app}",
-                        f"GRANT {', '.join(lacking)} ON {target}.* TO %s@%s", (app.user, app.host))]
-
-
-def _table_dml_actions(conn: Connection, schema: str, table: str, app: Account) -> list[GrantAction]:
-    grantee = f"'{app.user}'@'{app.host}'"
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES "
-                       "WHERE GRANTEE = %s AND TABLE_SCHEMA = %s AND TABLE_NAME = %s", (grantee, schema, table))
-        held = {row[0] for row in cursor.fetchall()}
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-                       "WHERE GRANTEE = %s AND TABLE_SCHEMA IN (%s, %s)", (grantee, schema, _grant_pattern(schema)))
-        held |= {row[0] for row in cursor.fetchall()}
-    lacking = [p for p in APP_PRIVILEGES if p not in held]
-    if not lacking:
-        return []
-    target = f"{quote_identifier(schema)}.{quote_identifier(table)}"
-    return [GrantAction(f"grant {', '.join(lacking)} on {schema}.{table} to {app}",
-                        f"GRANT {', '.join(lacking)} ON {target} TO %s@%s", (app.user, app.host))]
+    if table is None:
+        return [GrantAction(f"grant {lacking} on {schema}.* to {app}",
+                            f"GRANT {lacking} ON {quote_identifier(_grant_pattern(schema))}.* TO %s@%s",
+                            (app.user, app.host))]
+    return [GrantAction(f"grant {lacking} on {schema}.{table} to {app}",
+                        f"GRANT {lacking} ON {quote_identifier(schema)}.{quote_identifier(table)} TO %s@%s",
+                        (app.user, app.host))]
 
 
 def _grant_pattern(database: str) -> str:

@@ -96,6 +96,30 @@ def test_grants_are_idempotent(admin_conn: pymysql.connections.Connection, tunne
     assert ensure_grants(admin_conn, plan, login_check=check).actions == ()  # the second run changes nothing
 
 
+def test_the_app_user_may_write_the_canary_table_and_nothing_else_of_its_schema(
+        admin_conn: pymysql.connections.Connection, tunnel: Tunnel, app: Credentials, make_config: MakeConfig,
+        mariadb_server: MariaDBServer) -> None:
+    bookkeeping = unique("rs_book")
+    with admin_conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {quote_identifier(bookkeeping)}")
+        for table in ("canary", "outbox"):
+            cursor.execute(f"CREATE TABLE {quote_identifier(bookkeeping)}.{table} (id INT PRIMARY KEY)")
+    try:
+        plan = GrantPlan.for_config(make_config(SCHEMA), app, tables=((bookkeeping, "canary"),))
+        done = ensure_grants(admin_conn, plan, login_check=login_check(tunnel))
+        assert f"grant SELECT, INSERT, UPDATE, DELETE on {bookkeeping}.canary to '{app.username}'@'%'" in done.missing
+        assert grants_status(admin_conn, plan, login_check=login_check(tunnel)).done
+        with connect(tunnel.local_host, tunnel.local_port, app, database=bookkeeping, tls=NO_TLS) as conn, \
+                conn.cursor() as cursor:
+            cursor.execute("INSERT INTO canary VALUES (1)")
+            cursor.execute("DELETE FROM canary")
+            with pytest.raises(pymysql.err.OperationalError, match="denied"):
+                cursor.execute("INSERT INTO outbox VALUES (1)")
+    finally:
+        with root_connection(mariadb_server) as root, root.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {quote_identifier(bookkeeping)}")
+
+
 def test_the_triggers_definer_gets_the_emulated_lambda_role_as_its_default(
         admin_conn: pymysql.connections.Connection, tunnel: Tunnel, admin: Credentials, app: Credentials,
         mariadb_server: MariaDBServer, make_config: MakeConfig) -> None:
