@@ -199,14 +199,27 @@ def _judge(records: list[tuple[dict, int]], commits: dict[str, float], view_type
 def canary_write(conn: Any, marker: str) -> None:
     """Insert a canary row keyed by `marker` and delete it, each committed: an INSERT and a REMOVE record.
     A failing Lambda call fails the write here as it fails the user's (error 1227 or 1873)."""
+    import pymysql
+
+    from orchestrator.errors import OperationFailed
     from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
 
     target = f"{quote_identifier(CANARY_SCHEMA)}.{quote_identifier(CANARY_TABLE)}"
-    with conn.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {target} (`id`, `note`) VALUES (%s, 'rds-streams smoke test')", (marker,))
-        conn.commit()
-        cursor.execute(f"DELETE FROM {target} WHERE `id` = %s", (marker,))
-        conn.commit()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {target} (`id`, `note`) VALUES (%s, 'rds-streams smoke test')", (marker,))
+            conn.commit()
+            cursor.execute(f"DELETE FROM {target} WHERE `id` = %s", (marker,))
+            conn.commit()
+    except pymysql.err.MySQLError as err:
+        code = err.args[0] if err.args else None
+        hints = {1227: "the triggers' definer has no active Lambda role: see what the grants step of `rds-streams up` "
+                       "did, and run it again",
+                 1873: "the cluster cannot reach Lambda: check its egress (NAT gateway or Lambda endpoint)"}
+        raise OperationFailed(f"the app user's write on the canary failed, as users' writes on streamed tables "
+                              f"would: {err.args[-1]}",
+                              hint=hints.get(code, "the triggers fire on every write to a streamed table; "
+                                                   "check the database error")) from err
 
 
 def rollback_emits(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, wait: float,

@@ -15,7 +15,9 @@ import pytest
 
 from orchestrator.config import load_config
 from orchestrator.database.credentials import Credentials, read_secret_credentials
+from orchestrator.errors import OperationFailed
 from orchestrator.sandbox.manager import Sandbox
+from orchestrator.verify.roundtrip import canary_write
 from tests.sandbox.conftest import ROUTE_INSERT, ROUTE_UPDATE, local_config, logged_records, wait_for
 
 ACCESS_DENIED = (1227, "Access denied; you need (at least one of) the Invoke Lambda privilege(s) for this operation")
@@ -86,6 +88,11 @@ def test_a_lambda_role_granted_but_not_default_fails_the_app_users_writes_and_ve
                 assert refused.value.args == ACCESS_DENIED
             cursor.execute("SELECT `airportFrom`, `carrierCode` FROM `flights`.`routes` WHERE `airportTo` = %s", (to,))
             assert cursor.fetchall() == (("DUB", "EI"),), "the failed writes changed nothing"
+
+        with connect_as(deployed, "app") as conn, pytest.raises(OperationFailed, match="Invoke Lambda") as smoke:
+            conn.autocommit(False)
+            canary_write(conn, f"rds-streams-smoke-{uuid.uuid4().hex[:16]}")  # what up's smoke test writes
+        assert "no active Lambda role" in (smoke.value.hint or "")
 
         code, out = cli("verify", "--config", str(deployed), "--timeout", "3")
         failed = {o["name"]: o["detail"] for o in out if o["type"] == "check" and not o["ok"]}
