@@ -32,5 +32,17 @@ def pinned_parameters(key: str, config: Config, state: StackState, *, lookup: Im
     return [{"ParameterKey": IMAGE_PARAMETER, "ParameterValue": lookup(image_source(config))}]
 
 
+def newer_image_note(config: Config, state: StackState, lookup: ImageLookup) -> list[str]:
+    """A line for `plan` when Amazon Linux has released an image newer than the bastion's."""
+    pinned = state.parameters.get(IMAGE_PARAMETER, "")
+    if not pinned.startswith("ami-"):
+        return []
+    current = lookup(image_source(config))
+    if current == pinned:
+        return []
+    return [f"the bastion runs {pinned}; Amazon Linux 2023's current image is {current}: "
+            "`rds-streams up --refresh-bastion` replaces the bastion with it (a new host key; tunnels drop)"]
+
+
 def ssm_lookup(ssm_client: object) -> ImageLookup:
     return lambda name: ssm_client.get_parameter(Name=name)["Parameter"]["Value"]  # type: ignore[attr-defined]

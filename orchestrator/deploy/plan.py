@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
+
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config, Dialect
 from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
-from orchestrator.deploy.pinned import ImageLookup, pinned_parameters
+from orchestrator.deploy.pinned import ImageLookup, newer_image_note, pinned_parameters
 from orchestrator.deploy.stacks import Phase, ResourceChange, create_change_set, describe_stack
 from orchestrator.ui import UI
 
@@ -54,11 +56,16 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
             plans.append(StackPlan(spec.name, "update", change_set.changes))
     for plan in plans:
         show_plan(plan, ui)
+    notes = []
     if "database" in keys and config.database.dialect is Dialect.V2:
         from blueprints.database import EXTENDED_SUPPORT_NOTE
 
-        ui.emit("note", message=EXTENDED_SUPPORT_NOTE)
-        ui.say(f"[yellow]![/] {EXTENDED_SUPPORT_NOTE}")
+        notes.append(EXTENDED_SUPPORT_NOTE)
+    if "database" in keys and image_lookup is not None:
+        notes += newer_image_note(config, states["database"], image_lookup)
+    for note in notes:
+        ui.emit("note", message=note)
+        ui.say(f"[yellow]![/] {escape(note)}")
     return plans
 
 

@@ -51,6 +51,7 @@ def test_the_bastion_keeps_its_image_across_releases_until_refresh_bastion(aws, 
     source = image_source(load_config(config_path))
     launched_with = aws("ssm").get_parameter(Name=source)["Parameter"]["Value"]
     assert cli("up", "--config", config, "--yes", *ALL)[0] == 0
+    assert [o for o in cli("plan", "--config", config, *ALL)[1] if o["type"] == "note"] == [], "nothing newer yet"
     first = bastion(aws)
     assert database_parameters(aws)["BastionImageId"] == launched_with == first["ImageId"]
 
@@ -61,6 +62,8 @@ def test_the_bastion_keeps_its_image_across_releases_until_refresh_bastion(aws, 
     code, out = cli("plan", "--config", config, *ALL)
     assert code == 0
     assert all(p["action"] == "unchanged" for p in out if p["type"] == "stack_plan"), "the image is pinned"
+    (note,) = [o["message"] for o in out if o["type"] == "note"]
+    assert launched_with in note and newer in note and "up --refresh-bastion" in note
     code, out = cli("up", "--config", config, "--yes", *ALL)
     assert code == 0 and [o for o in out if o["type"] == "stack_event"] == []
     assert bastion(aws)["InstanceId"] == first["InstanceId"]
