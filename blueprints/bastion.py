@@ -7,14 +7,23 @@ from troposphere import GetAtt, Output, Parameter, Ref, Template, ec2
 from orchestrator.config import Config
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+IMAGE_PARAMETER = "BastionImageId"
+
+
+def image_source(config: Config) -> str:
+    """AWS's public SSM parameter naming the current Amazon Linux 2023 for the bastion's architecture."""
+    return AMI_PARAMETER.format(arch=config.bastion.architecture)
 
 
 def bastion_image(t: Template, config: Config) -> Parameter:
-    """Current Amazon Linux 2023 for the instance type's architecture, from AWS's public SSM parameter."""
+    """The bastion's image id, a plain value that `up` fills in. An SSM-typed parameter would be resolved
+    again on every change set, so each Amazon Linux release would replace the bastion (a new host key,
+    dropped tunnels) on the next `up`: `up` resolves the image once, when the stack is created, passes
+    the stack's own value back on every update, and resolves it anew only for `up --refresh-bastion`."""
     return t.add_parameter(Parameter(
-        "BastionImageId", Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-        Default=AMI_PARAMETER.format(arch=config.bastion.architecture),
-        Description="Amazon Linux 2023 image for the bastion",
+        IMAGE_PARAMETER, Type="AWS::EC2::Image::Id",
+        Description=f"Amazon Linux 2023 image for the bastion, from {image_source(config)} when first deployed "
+                    "(rds-streams up --refresh-bastion takes the current one)",
     ))
 
 

@@ -14,6 +14,9 @@ from orchestrator.config import Config, Dialect
 
 APP_USER = "rds_streams_app"
 MASTER_USER = "rds_admin"
+EXTENDED_SUPPORT = "open-source-rds-extended-support"
+EXTENDED_SUPPORT_NOTE = ("Aurora MySQL 2 left standard support on 2024-10-31: a v2 cluster bills RDS Extended Support "
+                         "per vCPU-hour on top of its instances; engine_version 8.0.mysql_aurora.3.* avoids it")
 
 
 def upstream_parameters(t: Template) -> dict[str, Parameter]:
@@ -81,19 +84,24 @@ def app_user_secret(t: Template, config: Config) -> secretsmanager.Secret:
 
 def aurora_cluster(t: Template, config: Config, params: dict[str, Parameter], role: iam.Role,
                    parameter_group: rds.DBClusterParameterGroup, security_group: ec2.SecurityGroup) -> rds.DBCluster:
+    # `deletion` is what `down` does; a change that replaces the cluster always keeps a snapshot of the
+    # old one, even under --yes (UpdateReplacePolicy: Delete would drop its data).
     policy = "Snapshot" if config.database.deletion == "snapshot" else "Delete"
     subnet_group = t.add_resource(rds.DBSubnetGroup(
         "DatabaseSubnetGroup", DBSubnetGroupDescription="The private subnets",
         SubnetIds=Ref(params["PrivateSubnetIds"]),
     ))
+    # Aurora MySQL 2 left standard support on 2024-10-31: a v2 cluster bills RDS Extended Support (per
+    # vCPU-hour, on top of the instances). Said explicitly, so the template shows it; README and plan say so.
+    lifecycle = {"EngineLifecycleSupport": EXTENDED_SUPPORT} if config.database.dialect is Dialect.V2 else {}
     cluster = t.add_resource(rds.DBCluster(
         "Cluster", Engine="aurora-mysql", EngineVersion=config.database.engine_version,
         DatabaseName=config.database.name, MasterUsername=MASTER_USER, ManageMasterUserPassword=True,
         StorageEncrypted=True, DBClusterParameterGroupName=Ref(parameter_group),
         DBSubnetGroupName=Ref(subnet_group), VpcSecurityGroupIds=[GetAtt(security_group, "GroupId")],
         AssociatedRoles=[rds.DBClusterRole(RoleArn=GetAtt(role, "Arn"))],
-        BackupRetentionPeriod=1, DeletionProtection=False,
-        DeletionPolicy=policy, UpdateReplacePolicy=policy,
+        BackupRetentionPeriod=1, DeletionProtection=False, **lifecycle,
+        DeletionPolicy=policy, UpdateReplacePolicy="Snapshot",
     ))
     for index in range(1, config.database.instances + 1):
         t.add_resource(rds.DBInstance(

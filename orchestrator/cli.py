@@ -78,6 +78,9 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
            "--accept-edited-migrations",
            help="Record applied migrations that were edited since as they are now, without running them again "
                 "(for edits that change nothing that ran: comments, formatting).")] = False,
+       refresh_bastion: Annotated[bool, typer.Option("--refresh-bastion", help="Replace the bastion with the "
+                                                     "current Amazon Linux 2023 image; otherwise it keeps the image "
+                                                     "it was launched with.")] = False,
        output: Output = OutputFormat.TEXT) -> None:
     """Deploy or update everything; idempotent, resumes after any failure."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
@@ -85,7 +88,7 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
 
     cfg, ui = _setup(config, output, yes)
     with first_interrupt_cancels(CancelToken()) as cancel:
-        run(cfg, ui, cancel, only, accept_edited_migrations=accept_edited)
+        run(cfg, ui, cancel, only, accept_edited_migrations=accept_edited, refresh_bastion=refresh_bastion)
 
 
 @app.command()

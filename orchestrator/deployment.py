@@ -85,12 +85,11 @@ class DatabaseSession:
         self._credentials: dict[str, Any] = {}
 
     def trusted_host_keys(self) -> Any:
-        from orchestrator.database.hostkeys import TrustedHostKeys, wait_for_host_fingerprints
+        from orchestrator.database.hostkeys import TrustedHostKeys, bastion_host_keys
 
         if self.deployment.sandbox_host_key:
             return TrustedHostKeys.from_keys([self.deployment.sandbox_host_key], source="the sandbox's sshd")
-        self.ui.say("  waiting for the bastion to publish its SSH host key fingerprints (can take minutes)")
-        return wait_for_host_fingerprints(self.aws.client("ec2"), self.deployment.bastion_instance_id)
+        return bastion_host_keys(self.aws.client("ec2"), self.deployment.bastion_instance_id, say=self.ui.say)
 
     def private_key(self) -> Any:
         from orchestrator.database.hostkeys import load_private_key

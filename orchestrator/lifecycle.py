@@ -36,9 +36,10 @@ def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | N
 
 
 def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
-       accept_edited_migrations: bool = False) -> list[StepResult]:
+       accept_edited_migrations: bool = False, refresh_bastion: bool = False) -> list[StepResult]:
     ctx = context_for(config, ui, cancel, only)
     ctx.accept_edited_migrations = accept_edited_migrations
+    ctx.refresh_bastion = refresh_bastion
     steps: list[Any] = [DeployStacks()]
     if not only:  # --only limits up to stacks and skips the database steps
         if ctx.sandbox is not None:
@@ -60,7 +61,10 @@ def plan(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) ->
 
     ctx = context_for(config, ui, cancel, only)
     try:
-        plans = plan_stacks(ctx.aws.client("cloudformation"), config, only, ui, cancel)
+        from orchestrator.deploy.pinned import ssm_lookup
+
+        plans = plan_stacks(ctx.aws.client("cloudformation"), config, only, ui, cancel,
+                            image_lookup=ssm_lookup(ctx.aws.client("ssm")))
         changed = any(p.changed for p in plans)
         if not only:
             changed = plan_database(ctx) or changed

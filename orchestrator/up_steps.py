@@ -24,6 +24,7 @@ class UpContext:
     cancel: CancelToken
     only: list[str] | None = None
     accept_edited_migrations: bool = False  # record edited applied migrations as they are now, not run again
+    refresh_bastion: bool = False     # the bastion takes the current image (a replacement)
     sandbox: Any = None                 # orchestrator.sandbox.manager.Sandbox on the local target
     sandbox_state: Any = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -66,9 +67,11 @@ class DeployStacks:
         return False  # the change sets are the check: an unchanged stack costs one describe
 
     def run(self, ctx: UpContext) -> None:
+        from orchestrator.deploy.pinned import ssm_lookup
         from orchestrator.deploy.up import deploy_stacks
 
-        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel)
+        result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel,
+                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion)
         ctx.outputs.update(result.outputs)
         ctx.changed_stacks += result.changed
 
@@ -139,9 +142,11 @@ class ApplyMigrations:
 
 
 def grant_plan(ctx: UpContext) -> Any:
+    """The app user also writes verify's canary: verify and the smoke test write as that user."""
     from orchestrator.database.grants import GrantPlan
+    from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
 
-    return GrantPlan.for_config(ctx.config, ctx.session.credentials("app"))
+    return GrantPlan.for_config(ctx.config, ctx.session.credentials("app"), tables=((CANARY_SCHEMA, CANARY_TABLE),))
 
 
 def login_check(ctx: UpContext) -> Any:
@@ -163,9 +168,15 @@ class EnsureGrants:
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.grants import ensure_grants
+        from orchestrator.verify.canary import ensure_canary_table
 
         plan, check = grant_plan(ctx), login_check(ctx)
-        status = ctx.session.run(lambda conn: ensure_grants(conn, plan, login_check=check), "the grants")
+
+        def grant(conn: Any) -> Any:
+            ensure_canary_table(conn)  # a table must exist to be granted on
+            return ensure_grants(conn, plan, login_check=check)
+
+        status = ctx.session.run(grant, "the grants")
         for line in status.missing:
             ctx.ui.say(f"  {line}")
 
@@ -266,7 +277,9 @@ class InstallTriggers:
 
 
 class SmokeTest:
-    """A lambda_async call with a unique marker must reach the consumer's log."""
+    """A write as the app user (the path users' writes take, through the triggers in their definer's
+    context) must reach the consumer's log: a row with a unique marker, inserted into the canary and
+    deleted again."""
 
     name = "smoke test"
     timeout = 120.0
@@ -275,20 +288,21 @@ class SmokeTest:
         return False
 
     def run(self, ctx: UpContext) -> None:
-        from orchestrator.database.probe import call_lambda_async, find_in_logs, new_marker
+        from orchestrator.database.probe import find_in_logs, new_marker
+        from orchestrator.verify.roundtrip import canary_write
 
-        marker = new_marker()
+        marker = new_marker("smoke")
         started = time.time()
-        conn = ctx.session.connect("master", database=ctx.config.database.name)
+        conn = ctx.session.connect("app")
         try:
-            call_lambda_async(conn, ctx.config.database.dialect, ctx.deployment.function_arn, marker)
+            canary_write(conn, marker)
         finally:
             conn.close()
         found = find_in_logs(ctx.aws.client("logs"), ctx.deployment.log_group, marker,
                              since_ms=int(started * 1000) - 1000, timeout=self.timeout, cancel=ctx.cancel)
         if not found:
-            raise OperationFailed(f"the lambda_async probe {marker} did not reach {ctx.deployment.log_group} "
-                                  f"within {self.timeout:.0f} s",
+            raise OperationFailed(f"the app user's write {marker} on the canary did not reach "
+                                  f"{ctx.deployment.log_group} within {self.timeout:.0f} s",
                                   hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
         latency = found[0]["timestamp"] / 1000 - started
-        ctx.ui.say(f"  probe {marker} logged by the consumer after {latency * 1000:.0f} ms")
+        ctx.ui.say(f"  the app user's write {marker} logged by the consumer after {latency * 1000:.0f} ms")

@@ -52,6 +52,10 @@ BEGIN
     DECLARE v_started DATETIME(6) DEFAULT NOW(6);
     DECLARE oldest CURSOR FOR SELECT `id`, `payload` FROM `rds_streams`.`outbox` ORDER BY `id` LIMIT v_limit;
     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = 1;
+    -- Aurora MySQL 3: a stored program run in another context than its definer's own session (the
+    -- event) must activate the definer's roles itself, AWS_LAMBDA_ACCESS for lambda_sync among them.
+    -- Only MySQL 8 runs this comment (5.7 has no roles; MariaDB skips MySQL-versioned comments).
+    /*!80000 SET ROLE ALL; */
 
     -- Runs never overlap: a run still busy when the next second comes makes that one a no-op.
     IF GET_LOCK('rds_streams_outbox', 0) IS NULL OR IS_USED_LOCK('rds_streams_outbox') <> CONNECTION_ID() THEN

@@ -95,6 +95,29 @@ def test_snapshot_deletion_keeps_a_final_snapshot(tmp_path):
     assert cluster["DeletionPolicy"] == cluster["UpdateReplacePolicy"] == "Snapshot"
 
 
+@pytest.mark.parametrize("variant", ["shipped", "snapshot-deletion"])
+def test_a_replaced_cluster_is_snapshotted_under_either_deletion_setting(tmp_path, variant):
+    (cluster,) = resources_of(rendered(tmp_path, VARIANTS[variant])["database"], "AWS::RDS::DBCluster")
+    assert cluster["UpdateReplacePolicy"] == "Snapshot"
+    assert cluster["DeletionPolicy"] == ("Snapshot" if variant == "snapshot-deletion" else "Delete")
+
+
+def test_the_bastion_image_is_a_plain_value_cloudformation_never_resolves_again(shipped):
+    parameter = shipped["database"]["Parameters"]["BastionImageId"]
+    # An AWS::SSM::Parameter::Value<...> type would be re-resolved on every change set, replacing the
+    # bastion at each Amazon Linux release; a plain image id only changes when up passes a new one.
+    assert parameter["Type"] == "AWS::EC2::Image::Id" and "Default" not in parameter
+    (bastion,) = resources_of(shipped["database"], "AWS::EC2::Instance")
+    assert bastion["Properties"]["ImageId"] == {"Ref": "BastionImageId"}
+
+
+def test_a_v2_cluster_says_it_bills_extended_support(shipped, tmp_path):
+    (v2,) = resources_of(rendered(tmp_path, VARIANTS["v2-engine"])["database"], "AWS::RDS::DBCluster")
+    assert v2["Properties"]["EngineLifecycleSupport"] == "open-source-rds-extended-support"
+    (v3,) = resources_of(shipped["database"], "AWS::RDS::DBCluster")
+    assert "EngineLifecycleSupport" not in v3["Properties"]
+
+
 def test_parameter_group_names_the_lambda_role_and_follows_the_dialect(shipped, tmp_path):
     (v3,) = resources_of(shipped["database"], "AWS::RDS::DBClusterParameterGroup")
     assert v3["Properties"]["Family"] == "aurora-mysql8.0"
@@ -132,9 +155,9 @@ def test_bastion_uses_imdsv2_and_the_image_for_its_architecture(shipped, tmp_pat
     database = shipped["database"]
     (bastion,) = resources_of(database, "AWS::EC2::Instance")
     assert bastion["Properties"]["MetadataOptions"]["HttpTokens"] == "required"
-    assert database["Parameters"]["BastionImageId"]["Default"].endswith("al2023-ami-kernel-default-arm64")
+    assert "al2023-ami-kernel-default-arm64" in database["Parameters"]["BastionImageId"]["Description"]
     x86 = rendered(tmp_path, VARIANTS["outbox-x86-bastion"])["database"]
-    assert x86["Parameters"]["BastionImageId"]["Default"].endswith("al2023-ami-kernel-default-x86_64")
+    assert "al2023-ami-kernel-default-x86_64" in x86["Parameters"]["BastionImageId"]["Description"]
     (pair,) = resources_of(database, "AWS::EC2::KeyPair")
     assert pair["Properties"]["KeyType"] == "ed25519"
 

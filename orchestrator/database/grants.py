@@ -1,13 +1,17 @@
 """The application user and the privileges the stream needs, per dialect.
 
-Two accounts matter. The application user (from its secret) gets DML on the streamed database.
-The triggers' definer - the master user that installs them, since triggers run with their
-definer's rights - gets the right to call Lambda, which differs by target:
-- aurora-v3: `GRANT AWS_LAMBDA_ACCESS`; the cluster parameter `activate_all_roles_on_login=1`
-  (set by the database stack) makes the role active inside triggers;
-- aurora-v2: `GRANT INVOKE LAMBDA ON *.*`;
-- emulated (the sandbox's MariaDB): the emulation's `AWS_LAMBDA_ACCESS` role, made active with
-  `SET DEFAULT ROLE` because MariaDB has no activate_all_roles_on_login.
+Two accounts matter. The application user (from its secret) gets DML on the streamed database (and
+on verify's canary table, which `verify` and the smoke test write as that user: the path users'
+writes take). The triggers' definer - the master user that installs them, since triggers run with
+their definer's rights - gets the right to call Lambda, by one strategy wherever roles exist:
+- aurora-v3 and emulated (the sandbox's MariaDB): `GRANT AWS_LAMBDA_ACCESS`, then made a default
+  role of the definer. Aurora checks the roles active in the trigger's definer context, which are the
+  definer's default roles; `GRANT` alone leaves the role inactive there (error 1227 fails the app
+  user's write while the master's own writes pass). MySQL 8 spells it `SET DEFAULT ROLE ALL TO`,
+  which keeps rds_superuser_role default too; MariaDB has one default role, named. The cluster also
+  keeps `activate_all_roles_on_login=1` for ordinary sessions;
+- aurora-v2 (MySQL 5.7, no roles): `GRANT INVOKE LAMBDA ON *.*`.
+`SHOW GRANTS` is read by a parser of its role lists (show_grants.py), so a second run plans nothing.
 This module is the one place grant SQL is written. Names and passwords travel as query
 parameters, identifiers are quoted, and no statement or SHOW GRANTS line (which carries the
 password hash) is ever logged or put in a message.
@@ -15,13 +19,13 @@ password hash) is ever logged or put in a message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.database.credentials import Credentials
+from orchestrator.database.show_grants import AccountGrants, parse_show_grants
 from orchestrator.database.sqltext import quote_identifier
 from orchestrator.errors import OperationFailed
 
@@ -93,10 +97,12 @@ class GrantPlan:
     dialect: GrantDialect
     app_host: str = "%"
     definer: Account | None = None  # None: the account the connection is logged in as
+    tables: tuple[tuple[str, str], ...] = ()  # single tables (schema, table) the app user writes too
 
     @classmethod
-    def for_config(cls, config: Config, app: Credentials, *, definer: Account | None = None) -> GrantPlan:
-        return cls(config.database.name, app, grant_dialect(config), definer=definer)
+    def for_config(cls, config: Config, app: Credentials, *, definer: Account | None = None,
+                   tables: tuple[tuple[str, str], ...] = ()) -> GrantPlan:
+        return cls(config.database.name, app, grant_dialect(config), definer=definer, tables=tables)
 
 
 def grants_status(conn: Connection, plan: GrantPlan, *, login_check: LoginCheck | None = None) -> GrantsStatus:
@@ -104,9 +110,13 @@ def grants_status(conn: Connection, plan: GrantPlan, *, login_check: LoginCheck 
     app = Account(plan.app.username, plan.app_host)
     definer = plan.definer or Account.parse(_scalar(conn, "SELECT CURRENT_USER()"))
     actions = _app_user_actions(conn, plan, app, login_check) + _dml_actions(conn, plan.database, app)
+    for schema, table in plan.tables:
+        actions += _dml_actions(conn, schema, app, table)
     lambda_access = _LAMBDA_ACCESS[plan.dialect]
-    actions += lambda_access.actions(_show_grants(conn, definer), definer)
-    return GrantsStatus(tuple(actions), tuple(lambda_access.problems(conn)))
+    problems = tuple(lambda_access.problems(conn))
+    if not problems:  # a server that is not the one expected cannot even be read the expected way
+        actions += lambda_access.actions(lambda_access.read(conn, definer), definer)
+    return GrantsStatus(tuple(actions), problems)
 
 
 def ensure_grants(conn: Connection, plan: GrantPlan, *, login_check: LoginCheck | None = None) -> GrantsStatus:
@@ -140,20 +150,30 @@ def _app_user_actions(conn: Connection, plan: GrantPlan, app: Account, login_che
                         "ALTER USER %s@%s IDENTIFIED BY %s", (app.user, app.host, plan.app.password))]
 
 
-def _dml_actions(conn: Connection, database: str, app: Account) -> list[GrantAction]:
+def _dml_actions(conn: Connection, schema: str, app: Account, table: str | None = None) -> list[GrantAction]:
+    """DML on the whole schema, or on one table of it; privileges held at a wider level count."""
     grantee = f"'{app.user}'@'{app.host}'"
+    queries = [("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s", (grantee,)),
+               ("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s "
+                "AND TABLE_SCHEMA IN (%s, %s)", (grantee, schema, _grant_pattern(schema)))]
+    if table is not None:
+        queries.append(("SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = %s "
+                        "AND TABLE_SCHEMA = %s AND TABLE_NAME = %s", (grantee, schema, table)))
+    held: set[str] = set()
     with conn.cursor() as cursor:
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-                       "WHERE GRANTEE = %s AND TABLE_SCHEMA IN (%s, %s)", (grantee, database, _grant_pattern(database)))
-        held = {row[0] for row in cursor.fetchall()}
-        cursor.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s", (grantee,))
-        held |= {row[0] for row in cursor.fetchall()}
-    lacking = [p for p in APP_PRIVILEGES if p not in held]
+        for sql, params in queries:
+            cursor.execute(sql, params)
+            held |= {row[0] for row in cursor.fetchall()}
+    lacking = ", ".join(p for p in APP_PRIVILEGES if p not in held)
     if not lacking:
         return []
-    target = quote_identifier(_grant_pattern(database))
-    return [GrantAction(f"grant {', '.join(lacking)} on {database}.* to {app}",
-                        f"GRANT {', '.join(lacking)} ON {target}.* TO %s@%s", (app.user, app.host))]
+    if table is None:
+        return [GrantAction(f"grant {lacking} on {schema}.* to {app}",
+                            f"GRANT {lacking} ON {quote_identifier(_grant_pattern(schema))}.* TO %s@%s",
+                            (app.user, app.host))]
+    return [GrantAction(f"grant {lacking} on {schema}.{table} to {app}",
+                        f"GRANT {lacking} ON {quote_identifier(schema)}.{quote_identifier(table)} TO %s@%s",
+                        (app.user, app.host))]
 
 
 def _grant_pattern(database: str) -> str:
@@ -162,16 +182,48 @@ def _grant_pattern(database: str) -> str:
 
 
 class _LambdaAccess(Protocol):
-    def actions(self, definer_grants: list[str], definer: Account) -> list[GrantAction]:
-        """What to run, given the definer's SHOW GRANTS lines."""
+    def actions(self, definer_grants: AccountGrants, definer: Account) -> list[GrantAction]:
+        """What to run, given what the definer holds."""
+
+    def read(self, conn: Connection, definer: Account) -> AccountGrants:
+        """What the definer holds, as this server tells it."""
 
     def problems(self, conn: Connection) -> list[str]:
         """What the grants step cannot fix on this server."""
 
 
-class _AuroraV3:
-    def actions(self, definer_grants: list[str], definer: Account) -> list[GrantAction]:
-        return [] if _has_role(definer_grants, LAMBDA_ROLE) else [_grant_role(definer)]
+class _LambdaRole:
+    """Aurora MySQL 3 and the sandbox: one strategy. The role is granted to the definer and made one of
+    its default roles, the only roles a trigger's definer context has (Aurora checks the definer's active
+    roles; activate_all_roles_on_login is not documented to reach there). `make_default` is the server's
+    spelling: MySQL 8's `SET DEFAULT ROLE ALL TO` keeps every role default (rds_superuser_role too);
+    MariaDB has one default role, named."""
+
+    def __init__(self, make_default: str, default_roles_query: str | None) -> None:
+        self.make_default = make_default
+        self.default_roles_query = default_roles_query
+
+    def actions(self, definer_grants: AccountGrants, definer: Account) -> list[GrantAction]:
+        actions = [] if LAMBDA_ROLE in definer_grants.roles else [_grant_role(definer)]
+        if LAMBDA_ROLE not in definer_grants.default_roles:
+            actions.append(GrantAction(f"make {LAMBDA_ROLE} a default role of the triggers' definer {definer}, "
+                                       "so it is active inside triggers", self.make_default,
+                                       (definer.user, definer.host)))
+        return actions
+
+    def read(self, conn: Connection, definer: Account) -> AccountGrants:
+        held = parse_show_grants(_show_grants(conn, definer))
+        if self.default_roles_query is None:
+            return held
+        with conn.cursor() as cursor:
+            cursor.execute(self.default_roles_query, (definer.user, definer.host))
+            return held.with_default_roles(row[0] for row in cursor.fetchall())
+
+
+class _AuroraV3(_LambdaRole):
+    def __init__(self) -> None:
+        super().__init__("SET DEFAULT ROLE ALL TO %s@%s",
+                         "SELECT DEFAULT_ROLE_USER FROM mysql.default_roles WHERE USER = %s AND HOST = %s")
 
     def problems(self, conn: Connection) -> list[str]:
         import pymysql
@@ -185,31 +237,29 @@ class _AuroraV3:
             raise
         if str(active) in ("1", "ON"):
             return []
-        return ["the cluster parameter activate_all_roles_on_login is off, so AWS_LAMBDA_ACCESS is not active inside "
-                "triggers (error 1227); the database stack's parameter group sets it: run `rds-streams up` to "
-                "update the stack"]
+        return ["the cluster parameter activate_all_roles_on_login is off, so sessions of the app user and the "
+                "master lack AWS_LAMBDA_ACCESS (error 1227); the database stack's parameter group sets it: run "
+                "`rds-streams up` to update the stack"]
 
 
 class _AuroraV2:
-    def actions(self, definer_grants: list[str], definer: Account) -> list[GrantAction]:
-        if any(re.match(r"GRANT\s.*\bINVOKE LAMBDA\b.*\sON\s+\*\.\*\s+TO\s", line, re.I) for line in definer_grants):
+    def actions(self, definer_grants: AccountGrants, definer: Account) -> list[GrantAction]:
+        if "INVOKE LAMBDA" in definer_grants.global_privileges:
             return []
         return [GrantAction(f"grant INVOKE LAMBDA to the triggers' definer {definer}",
                             "GRANT INVOKE LAMBDA ON *.* TO %s@%s", (definer.user, definer.host))]
+
+    def read(self, conn: Connection, definer: Account) -> AccountGrants:
+        return parse_show_grants(_show_grants(conn, definer))
 
     def problems(self, conn: Connection) -> list[str]:
         return []
 
 
-class _Emulated:
-    def actions(self, definer_grants: list[str], definer: Account) -> list[GrantAction]:
-        actions = [] if _has_role(definer_grants, LAMBDA_ROLE) else [_grant_role(definer)]
-        default_role = re.compile(rf"SET DEFAULT ROLE\s+`?{LAMBDA_ROLE}`?\s+FOR\s", re.I)
-        if not any(default_role.match(line) for line in definer_grants):
-            actions.append(GrantAction(f"make {LAMBDA_ROLE} the default role of {definer}",
-                                       f"SET DEFAULT ROLE {quote_identifier(LAMBDA_ROLE)} FOR %s@%s",
-                                       (definer.user, definer.host)))
-        return actions
+class _Emulated(_LambdaRole):
+    def __init__(self) -> None:
+        # MariaDB shows the default role in SHOW GRANTS itself.
+        super().__init__(f"SET DEFAULT ROLE {quote_identifier(LAMBDA_ROLE)} FOR %s@%s", None)
 
     def problems(self, conn: Connection) -> list[str]:
         if _scalar(conn, "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND is_role = 'Y'", (LAMBDA_ROLE,)):
@@ -228,12 +278,6 @@ _LAMBDA_ACCESS: dict[GrantDialect, _LambdaAccess] = {
 def _grant_role(definer: Account) -> GrantAction:
     return GrantAction(f"grant {LAMBDA_ROLE} to the triggers' definer {definer}",
                        f"GRANT {quote_identifier(LAMBDA_ROLE)} TO %s@%s", (definer.user, definer.host))
-
-
-def _has_role(grants: list[str], role: str) -> bool:
-    # MySQL 8 writes `role`@`%`, MariaDB `role`; both as GRANT <role> TO <account>.
-    pattern = re.compile(rf"GRANT\s+`?{re.escape(role)}`?(@`[^`]*`)?\s+TO\s", re.I)
-    return any(pattern.match(line) for line in grants)
 
 
 def _show_grants(conn: Connection, account: Account) -> list[str]:

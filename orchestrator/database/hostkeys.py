@@ -3,6 +3,12 @@
 The host key is always verified. In the sandbox the target hands us the key itself; on AWS we
 trust the SHA256 fingerprints cloud-init prints to the instance's console output at boot, read
 through the EC2 API (which an attacker in the network path cannot forge).
+
+cloud-init prints them once per instance, on its first boot, and the console output keeps only the
+newest 64 KB: after a reboot the block may be gone for good. So the fingerprints read on the first
+boot are kept in a tag on the instance itself (written through the EC2 API, like the console output
+it came from) and trusted for that instance id from then on; a new instance (a replaced bastion) has
+no tag, and its fingerprints are read again.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ END_MARKER = "-----END SSH HOST KEY FINGERPRINTS-----"
 # A SHA-256 digest is 32 bytes: 43 base64 characters once OpenSSH strips the padding.
 FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 _CONSOLE_LINE = re.compile(r"\b\d+\s+(?P<fp>SHA256:[A-Za-z0-9+/]{43})=?\s.*\((?P<type>[A-Z0-9-]+)\)\s*$")
+# The instance tag keeping the fingerprints read on the instance's first boot (space-separated).
+FINGERPRINT_TAG = "rds-streams:ssh-host-key-fingerprints"
 # paramiko names RSA host keys by their signature algorithm during negotiation.
 _NEGOTIATED_TYPES = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256")}
 
@@ -111,8 +119,10 @@ class TrustedHostKeys:
         raise OperationFailed(
             f"the SSH host key of {where} is not the trusted one: it offered {key.get_name()} {offered}, "
             f"expected {' or '.join(self.fingerprints)} ({self.source}). Nothing was sent to it.",
-            hint="If the bastion was replaced, run the command again so its new key is read; if not, someone "
-                 "may be intercepting the connection: do not connect, and check the network path.",
+            hint="A replaced bastion (a new instance id) has its new key read at once. If this instance's host "
+                 f"keys were regenerated on purpose, delete its tag {FINGERPRINT_TAG} so they are read again from "
+                 "its console output; if not, someone may be intercepting the connection: do not connect, and "
+                 "check the network path.",
         )
 
     def policy(self, where: str) -> paramiko.MissingHostKeyPolicy:
@@ -149,14 +159,51 @@ def host_fingerprints_from_console_output(text: str) -> list[str]:
     return []
 
 
-def wait_for_host_fingerprints(ec2_client: Any, instance_id: str, *, timeout: float = 900.0,
+def bastion_host_keys(ec2_client: Any, instance_id: str, *, say: Callable[[str], None] = lambda _: None,
+                      timeout: float = 900.0, sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> TrustedHostKeys:
+    """The bastion's host keys: kept in its tag since its first boot, else read from its console output
+    (waiting for cloud-init) and kept in the tag for every later session."""
+    from botocore.exceptions import ClientError
+
+    instance = ec2_client.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    kept = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(FINGERPRINT_TAG, "").split()
+    if kept:
+        return TrustedHostKeys.from_fingerprints(kept, source=f"read on the first boot of {instance_id}, "
+                                                              f"kept in its tag {FINGERPRINT_TAG}")
+    say("  waiting for the bastion to publish its SSH host key fingerprints (can take minutes after its first boot)")
+    trusted = wait_for_host_fingerprints(ec2_client, instance_id, latest=supports_latest_console_output(
+        ec2_client, instance.get("InstanceType", "")), timeout=timeout, sleep=sleep, clock=clock)
+    try:
+        ec2_client.create_tags(Resources=[instance_id],
+                               Tags=[{"Key": FINGERPRINT_TAG, "Value": " ".join(trusted.fingerprints)}])
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        say(f"  the host key fingerprints could not be kept in the tag {FINGERPRINT_TAG} of {instance_id} ({code}); "
+            "after a reboot of the bastion they may no longer be readable: allow ec2:CreateTags on it")
+    return trusted
+
+
+def supports_latest_console_output(ec2_client: Any, instance_type: str) -> bool:
+    """GetConsoleOutput's Latest works only on Nitro instance types (a Xen type such as t2 refuses it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        described = ec2_client.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+    except ClientError:
+        return False  # without Latest the output comes later, but on every type
+    return bool(described) and (described[0].get("Hypervisor") == "nitro" or bool(described[0].get("BareMetal")))
+
+
+def wait_for_host_fingerprints(ec2_client: Any, instance_id: str, *, latest: bool = True, timeout: float = 900.0,
                                sleep: Callable[[float], None] = time.sleep,
                                clock: Callable[[], float] = time.monotonic) -> TrustedHostKeys:
     """Poll the bastion's console output until cloud-init's fingerprints appear (minutes after boot)."""
     deadline = clock() + timeout
     delay = 5.0
+    latest_arg = {"Latest": True} if latest else {}
     while True:
-        response = ec2_client.get_console_output(InstanceId=instance_id, Latest=True)
+        response = ec2_client.get_console_output(InstanceId=instance_id, **latest_arg)
         # botocore decodes the base64 Output; it is absent until the instance has written any.
         fingerprints = host_fingerprints_from_console_output(response.get("Output") or "")
         if fingerprints:

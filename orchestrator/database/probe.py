@@ -12,7 +12,8 @@ from orchestrator.config import Dialect
 # The payload is built by the database's JSON functions, never by string concatenation.
 PROBE_SQL = {
     Dialect.V3: "SELECT lambda_async(%s, JSON_OBJECT('rds_streams_probe', %s))",
-    Dialect.V2: "CALL mysql.lambda_async(%s, JSON_OBJECT('rds_streams_probe', %s))",
+    # v2 has the native function too (2.06 and later); the procedure is deprecated.
+    Dialect.V2: "SELECT lambda_async(%s, JSON_OBJECT('rds_streams_probe', %s))",
 }
 
 

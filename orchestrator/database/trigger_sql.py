@@ -238,10 +238,10 @@ def direct_delivery(dialect_v2: bool, function_arn: str, record: str) -> str:
     drops the error a failing call raises. Its result goes to the record's own local variable when
     there is one: a statement other than a local SET (`SET @user_var = ...` included) has every
     routine variable it names copied, escaped, into its logged text on every row (MariaDB does so
-    even with the binary log off), a second copy of the whole record. v2 has the procedure only.
+    even with the binary log off), a second copy of the whole record. v2 (Aurora MySQL 2.06 and later)
+    calls the same native function, as AWS recommends over its deprecated mysql.lambda_async procedure;
+    there it needs INVOKE LAMBDA.
     """
-    if dialect_v2:
-        return f"CALL mysql.lambda_async({quote_literal(function_arn)}, {record})"
     target = RECORD_VAR if record == RECORD_VAR else "@rds_streams_r"
     return f"SET {target} = lambda_async({quote_literal(function_arn)}, {record})"
 

@@ -6,9 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
+
 from orchestrator.cancel import CancelToken
-from orchestrator.config import Config
+from orchestrator.config import Config, Dialect
 from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
+from orchestrator.deploy.pinned import ImageLookup, newer_image_note, pinned_parameters
 from orchestrator.deploy.stacks import Phase, ResourceChange, create_change_set, describe_stack
 from orchestrator.ui import UI
 
@@ -24,7 +27,8 @@ class StackPlan:
         return self.action != "unchanged"
 
 
-def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken) -> list[StackPlan]:
+def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
+                image_lookup: ImageLookup | None = None) -> list[StackPlan]:
     keys = selected(only, with_dependencies=False)
     specs = build_specs(config, keys)
     states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
@@ -42,7 +46,7 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         parameters = [
             {"ParameterKey": p, "ParameterValue": outputs[stack].get(output, state.parameters.get(p, ""))}
             for p, (stack, output) in sorted(spec.wiring.items())
-        ]
+        ] + pinned_parameters(key, config, state, lookup=image_lookup)
         change_set = create_change_set(cfn, stack=spec.name, template_body=spec.template_body, parameters=parameters,
                                        tags=config.owner_tag, creating=False, cancel=cancel)
         if change_set is None:
@@ -52,6 +56,16 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
             plans.append(StackPlan(spec.name, "update", change_set.changes))
     for plan in plans:
         show_plan(plan, ui)
+    notes = []
+    if "database" in keys and config.database.dialect is Dialect.V2:
+        from blueprints.database import EXTENDED_SUPPORT_NOTE
+
+        notes.append(EXTENDED_SUPPORT_NOTE)
+    if "database" in keys and image_lookup is not None:
+        notes += newer_image_note(config, states["database"], image_lookup)
+    for note in notes:
+        ui.emit("note", message=note)
+        ui.say(f"[yellow]![/] {escape(note)}")
     return plans
 
 

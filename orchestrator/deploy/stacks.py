@@ -68,7 +68,9 @@ def describe_stack(cfn: Any, name: str, *, stack_id: str | None = None) -> Stack
         name=name, status=stack["StackStatus"], reason=stack.get("StackStatusReason"), stack_id=stack["StackId"],
         tags={t["Key"]: t["Value"] for t in stack.get("Tags", [])},
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
+        # An SSM-typed parameter's value is the SSM name; what the stack runs with is ResolvedValue.
+        parameters={p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", ""))
+                    for p in stack.get("Parameters", [])},
     )
 
 
@@ -96,6 +98,8 @@ class ResourceChange:
         """Why this change needs a person's yes, or None."""
         if self.resource_type.startswith("AWS::RDS::") and (self.action == "Remove" or self.replaces):
             return "replaces or removes a database resource" if self.replaces else "removes a database resource"
+        if updating and self.resource_type == "AWS::EC2::Instance" and (self.action == "Remove" or self.replaces):
+            return "replaces the bastion: its host key and public address change and open tunnels drop"
         if updating and self.action in ("Add", "Modify") and (
             self.resource_type.startswith("AWS::IAM::") or self.resource_type.startswith("AWS::EC2::SecurityGroup")
         ):

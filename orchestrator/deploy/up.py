@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.graph import StackSpec, build_specs, selected, waves
+from orchestrator.deploy.pinned import ImageLookup, pinned_parameters
 from orchestrator.deploy.stacks import (
     ChangeSet,
     Phase,
@@ -29,7 +30,9 @@ class DeployResult:
     changed: list[str] = field(default_factory=list)
 
 
-def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken) -> DeployResult:
+def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
+                  image_lookup: ImageLookup | None = None, refresh_bastion: bool = False) -> DeployResult:
+    """`image_lookup` resolves the bastion's image when the database stack is created or refreshed."""
     keys = selected(only, with_dependencies=True)
     specs = build_specs(config, keys)
     result = DeployResult()
@@ -39,7 +42,9 @@ def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, canc
         for key in wave:
             change_set = create_change_set(
                 cfn, stack=specs[key].name, template_body=specs[key].template_body,
-                parameters=specs[key].parameters(result.outputs), tags=config.owner_tag,
+                parameters=specs[key].parameters(result.outputs) + pinned_parameters(
+                    key, config, states[key], lookup=image_lookup, refresh=refresh_bastion),
+                tags=config.owner_tag,
                 creating=states[key].phase is Phase.ABSENT, cancel=cancel,
             )
             if change_set is None:

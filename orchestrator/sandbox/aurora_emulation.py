@@ -5,6 +5,11 @@ AWS_LAMBDA_ACCESS role, v2's `mysql.lambda_async`), `lambda_functions.sql` (per 
 v3's `lambda_async`/`lambda_sync`) and `lambda_faults_trigger.sql` (present only while a fault is
 injected). This module installs it, reads the queue (for tests and the sandbox's Lambda runner)
 and flips the fault switch.
+
+The privilege check is Aurora MySQL 3's: in a session's own context every role granted to the
+user counts (the cluster's activate_all_roles_on_login), but in a definer context (a trigger fired
+by another user's write) only the definer's default role does, so a role granted but not default
+fails the app user's writes with Aurora's 1227 here as on Aurora (`has_lambda_access`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """One round trip on a streamed table: insert a marker row, update it, update it without change,
 delete it, then find exactly INSERT, MODIFY, REMOVE for it in the consumer's log, with the right
-images and none for the no-op update. The marker row is removed even when the check fails."""
+images and none for the no-op update. The marker row is removed even when the check fails.
+Callers pass a connection of the app user: users' writes run the triggers in their definer's
+context, which the master's own writes (the definer itself) never exercise."""
 
 from __future__ import annotations
 
@@ -192,6 +194,32 @@ def _judge(records: list[tuple[dict, int]], commits: dict[str, float], view_type
             return False, f"MODIFY shows {update_col.name} unchanged ({old!r})"
     note = "" if update_col is not None else " (no column that can be updated: MODIFY not checked)"
     return True, f"{', '.join(expected)} with the right images, none for the no-op update{note}"
+
+
+def canary_write(conn: Any, marker: str) -> None:
+    """Insert a canary row keyed by `marker` and delete it, each committed: an INSERT and a REMOVE record.
+    A failing Lambda call fails the write here as it fails the user's (error 1227 or 1873)."""
+    import pymysql
+
+    from orchestrator.errors import OperationFailed
+    from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
+
+    target = f"{quote_identifier(CANARY_SCHEMA)}.{quote_identifier(CANARY_TABLE)}"
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {target} (`id`, `note`) VALUES (%s, 'rds-streams smoke test')", (marker,))
+            conn.commit()
+            cursor.execute(f"DELETE FROM {target} WHERE `id` = %s", (marker,))
+            conn.commit()
+    except pymysql.err.MySQLError as err:
+        code = err.args[0] if err.args else None
+        hints = {1227: "the triggers' definer has no active Lambda role: see what the grants step of `rds-streams up` "
+                       "did, and run it again",
+                 1873: "the cluster cannot reach Lambda: check its egress (NAT gateway or Lambda endpoint)"}
+        raise OperationFailed(f"the app user's write on the canary failed, as users' writes on streamed tables "
+                              f"would: {err.args[-1]}",
+                              hint=hints.get(code, "the triggers fire on every write to a streamed table; "
+                                                   "check the database error")) from err
 
 
 def rollback_emits(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, wait: float,

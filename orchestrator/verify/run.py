@@ -115,7 +115,7 @@ def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], targe
     from orchestrator.verify.roundtrip import round_trip
 
     name = f"round trip on {schema}.{table}" if schema != _canary()[0] else "round trip on the canary"
-    conn = ctx.session.connect("master")
+    conn = ctx.session.connect("app")  # as users write: the triggers run in their definer's context
     conn.autocommit(False)
     try:
         result = round_trip(conn, ctx.aws.client("logs"), ctx.deployment.log_group, schema, table,
@@ -136,7 +136,7 @@ def _rollback(ctx: Any, target: str) -> CheckResult:
     outbox = ctx.config.stream.delivery == "outbox"
     # Outbox: longer than a delivery cycle (1 s) plus the log's delay; direct: until the phantom shows.
     wait = (2.5 if target == "local" else 10.0) if outbox else LOG_TIMEOUT[target] / 3
-    conn = ctx.session.connect("master")
+    conn = ctx.session.connect("app")  # as users write: the triggers run in their definer's context
     conn.autocommit(False)
     try:
         emitted = rollback_emits(conn, ctx.aws.client("logs"), ctx.deployment.log_group, *_canary(), wait=wait,

@@ -35,17 +35,33 @@ CREATE TABLE IF NOT EXISTS `rds_streams_sandbox`.`lambda_faults` (
 
 DELIMITER $$
 
--- Whether `caller` (user@host) holds AWS_LAMBDA_ACCESS. SQL SECURITY DEFINER: callers may not read
--- mysql.roles_mapping themselves.
+-- Whether AWS_LAMBDA_ACCESS is active for `caller` (user@host), as Aurora MySQL 3 decides it. In the
+-- session's own context (caller is the logged-in user) every granted role counts, as the cluster's
+-- activate_all_roles_on_login=1 makes them active. In a definer context (a trigger, event or DEFINER
+-- routine of another account) only the definer's DEFAULT role counts, directly or through roles
+-- granted to it: granted but not default fails with Aurora's 1227. MariaDB does not activate a
+-- definer's roles inside triggers at all, so the check is made here. SQL SECURITY DEFINER: callers
+-- may not read mysql.roles_mapping themselves.
 CREATE OR REPLACE FUNCTION `rds_streams_sandbox`.`has_lambda_access`(caller VARCHAR(400) CHARACTER SET utf8mb4)
     RETURNS BOOLEAN
     NOT DETERMINISTIC READS SQL DATA SQL SECURITY DEFINER
 BEGIN
-    DECLARE caller_host VARCHAR(255) CHARACTER SET utf8mb4 DEFAULT SUBSTRING_INDEX(caller, '@', -1);
     -- A user name may contain '@'; a host may not.
-    RETURN EXISTS (SELECT 1 FROM `mysql`.`roles_mapping`
-                   WHERE `Host` = caller_host AND `Role` = 'AWS_LAMBDA_ACCESS'
-                     AND `User` = LEFT(caller, CHAR_LENGTH(caller) - CHAR_LENGTH(caller_host) - 1));
+    DECLARE caller_host VARCHAR(255) CHARACTER SET utf8mb4 DEFAULT SUBSTRING_INDEX(caller, '@', -1);
+    DECLARE caller_user VARCHAR(400) CHARACTER SET utf8mb4 DEFAULT LEFT(caller, CHAR_LENGTH(caller) - CHAR_LENGTH(caller_host) - 1);
+    DECLARE session_account VARCHAR(400) CHARACTER SET utf8mb4 DEFAULT SESSION_USER();
+    DECLARE own_context BOOLEAN DEFAULT LEFT(session_account,
+        CHAR_LENGTH(session_account) - CHAR_LENGTH(SUBSTRING_INDEX(session_account, '@', -1)) - 1) = caller_user;
+    DECLARE default_role VARCHAR(128) CHARACTER SET utf8mb4 DEFAULT
+        (SELECT `default_role` FROM `mysql`.`user` WHERE `User` = caller_user AND `Host` = caller_host);
+    RETURN EXISTS (
+        WITH RECURSIVE `active` (`role`) AS (
+            SELECT `Role` FROM `mysql`.`roles_mapping`
+            WHERE `User` = caller_user AND `Host` = caller_host AND (own_context OR `Role` = default_role)
+            UNION
+            SELECT `m`.`Role` FROM `mysql`.`roles_mapping` AS `m` JOIN `active` AS `a` ON `m`.`User` = `a`.`role` AND `m`.`Host` = ''
+        )
+        SELECT 1 FROM `active` WHERE `role` = 'AWS_LAMBDA_ACCESS');
 END$$
 
 -- Queue one call, for lambda_sync and mysql.lambda_async (lambda_async has these steps inline).

@@ -27,6 +27,8 @@ from orchestrator.database.grants import (
     grants_status,
 )
 from orchestrator.database.migrations import apply_migrations
+from orchestrator.database.show_grants import parse_show_grants
+from orchestrator.database.sqltext import quote_identifier
 from orchestrator.database.tunnel import Tunnel, run_with_reconnect
 from orchestrator.errors import OperationFailed
 from orchestrator.sandbox.mariadb import MariaDBServer
@@ -94,6 +96,30 @@ def test_grants_are_idempotent(admin_conn: pymysql.connections.Connection, tunne
     assert ensure_grants(admin_conn, plan, login_check=check).actions == ()  # the second run changes nothing
 
 
+def test_the_app_user_may_write_the_canary_table_and_nothing_else_of_its_schema(
+        admin_conn: pymysql.connections.Connection, tunnel: Tunnel, app: Credentials, make_config: MakeConfig,
+        mariadb_server: MariaDBServer) -> None:
+    bookkeeping = unique("rs_book")
+    with admin_conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {quote_identifier(bookkeeping)}")
+        for table in ("canary", "outbox"):
+            cursor.execute(f"CREATE TABLE {quote_identifier(bookkeeping)}.{table} (id INT PRIMARY KEY)")
+    try:
+        plan = GrantPlan.for_config(make_config(SCHEMA), app, tables=((bookkeeping, "canary"),))
+        done = ensure_grants(admin_conn, plan, login_check=login_check(tunnel))
+        assert f"grant SELECT, INSERT, UPDATE, DELETE on {bookkeeping}.canary to '{app.username}'@'%'" in done.missing
+        assert grants_status(admin_conn, plan, login_check=login_check(tunnel)).done
+        with connect(tunnel.local_host, tunnel.local_port, app, database=bookkeeping, tls=NO_TLS) as conn, \
+                conn.cursor() as cursor:
+            cursor.execute("INSERT INTO canary VALUES (1)")
+            cursor.execute("DELETE FROM canary")
+            with pytest.raises(pymysql.err.OperationalError, match="denied"):
+                cursor.execute("INSERT INTO outbox VALUES (1)")
+    finally:
+        with root_connection(mariadb_server) as root, root.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {quote_identifier(bookkeeping)}")
+
+
 def test_the_triggers_definer_gets_the_emulated_lambda_role_as_its_default(
         admin_conn: pymysql.connections.Connection, tunnel: Tunnel, admin: Credentials, app: Credentials,
         mariadb_server: MariaDBServer, make_config: MakeConfig) -> None:
@@ -156,20 +182,73 @@ def test_the_aurora_v3_strategy_on_a_server_that_is_not_aurora_says_so(
 
 # SHOW GRANTS lines as Aurora MySQL 3 and 2 print them for the master user.
 AURORA_V3_MASTER = ["GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON *.* TO `admin`@`%` WITH GRANT OPTION",
+                    "GRANT APPLICATION_PASSWORD_ADMIN,AUDIT_ADMIN,BACKUP_ADMIN ON *.* TO `admin`@`%` WITH GRANT OPTION",
                     "GRANT `rds_superuser_role`@`%` TO `admin`@`%`"]
+# After GRANT AWS_LAMBDA_ACCESS, MySQL 8 lists both roles on one line.
+AURORA_V3_MASTER_GRANTED = [*AURORA_V3_MASTER[:2], "GRANT `AWS_LAMBDA_ACCESS`@`%`,`rds_superuser_role`@`%` TO `admin`@`%`"]
 AURORA_V2_MASTER = ["GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, LOAD FROM S3 ON *.* TO 'admin'@'%' "
                     "WITH GRANT OPTION"]
 
 
-@pytest.mark.parametrize(("dialect", "grants", "statement", "granted"), [
-    (GrantDialect.AURORA_V3, AURORA_V3_MASTER, "GRANT `AWS_LAMBDA_ACCESS` TO %s@%s",
-     "GRANT `AWS_LAMBDA_ACCESS`@`%` TO `admin`@`%`"),
-    (GrantDialect.AURORA_V2, AURORA_V2_MASTER, "GRANT INVOKE LAMBDA ON *.* TO %s@%s",
-     "GRANT SELECT, INSERT, INVOKE LAMBDA, LOAD FROM S3 ON *.* TO 'admin'@'%' WITH GRANT OPTION"),
+@pytest.mark.parametrize(("lines", "roles"), [
+    (AURORA_V3_MASTER, {"rds_superuser_role"}),
+    (AURORA_V3_MASTER_GRANTED, {"AWS_LAMBDA_ACCESS", "rds_superuser_role"}),
+    (["GRANT `AWS_LAMBDA_ACCESS`@`%`, `rds_superuser_role`@`%`, `reporting`@`10.0.%` TO `admin`@`%` "
+      "WITH ADMIN OPTION"], {"AWS_LAMBDA_ACCESS", "rds_superuser_role", "reporting"}),
+    (["GRANT `odd``,name`@`%`,`AWS_LAMBDA_ACCESS`@`%` TO `admin`@`%`"], {"odd`,name", "AWS_LAMBDA_ACCESS"}),
+    (["GRANT USAGE ON *.* TO `admin`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF'",
+      "GRANT `AWS_LAMBDA_ACCESS` TO `admin`@`%` WITH ADMIN OPTION",
+      "GRANT `rds_superuser_role` TO `admin`@`%`"], {"AWS_LAMBDA_ACCESS", "rds_superuser_role"}),  # MariaDB
+    (["GRANT PROXY ON ''@'%' TO 'admin'@'%' WITH GRANT OPTION", *AURORA_V2_MASTER], set()),
 ])
-def test_aurora_dialects_grant_their_own_lambda_privilege_once(dialect: GrantDialect, grants: list[str],
-                                                               statement: str, granted: str) -> None:
-    strategy = _LAMBDA_ACCESS[dialect]  # MariaDB cannot parse these grants, so only the decision is run here
-    actions = strategy.actions(grants, Account("admin"))
-    assert [(a.sql, a.params) for a in actions] == [(statement, ("admin", "%"))]
-    assert strategy.actions([*grants, granted], Account("admin")) == []
+def test_show_grants_role_lists_are_read_on_mysql_8_and_mariadb_lines(lines: list[str], roles: set[str]) -> None:
+    assert parse_show_grants(lines).roles == roles
+
+
+def test_show_grants_default_role_and_global_privileges_are_read() -> None:
+    held = parse_show_grants(["GRANT `AWS_LAMBDA_ACCESS` TO `admin`@`%`",
+                              "SET DEFAULT ROLE `AWS_LAMBDA_ACCESS` FOR `admin`@`%`",
+                              "GRANT SELECT, INVOKE  LAMBDA, LOAD FROM S3 ON *.* TO 'admin'@'%' WITH GRANT OPTION",
+                              "GRANT ALL PRIVILEGES ON `flights`.* TO 'admin'@'%'"])
+    assert held.default_roles == {"AWS_LAMBDA_ACCESS"}
+    assert {"SELECT", "INVOKE LAMBDA", "LOAD FROM S3"} == held.global_privileges  # not flights.*'s
+
+
+def test_the_parser_reads_what_mariadb_itself_prints(admin_conn: pymysql.connections.Connection,
+                                                      mariadb_server: MariaDBServer) -> None:
+    account, extra_role = Account(unique("rs_roles"), "%"), unique("rs_role")
+    with root_connection(mariadb_server) as root, root.cursor() as cursor:
+        cursor.execute("CREATE USER %s@%s", (account.user, account.host))
+        cursor.execute(f"CREATE ROLE {quote_identifier(extra_role)}")
+        try:
+            for role in (extra_role, "AWS_LAMBDA_ACCESS"):  # MariaDB grants one role per statement
+                cursor.execute(f"GRANT {quote_identifier(role)} TO %s@%s", (account.user, account.host))
+            cursor.execute("SET DEFAULT ROLE `AWS_LAMBDA_ACCESS` FOR %s@%s", (account.user, account.host))
+            cursor.execute("SHOW GRANTS FOR %s@%s", (account.user, account.host))
+            held = parse_show_grants(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DROP USER %s@%s", (account.user, account.host))
+            cursor.execute(f"DROP ROLE {quote_identifier(extra_role)}")
+    assert held.roles == {extra_role, "AWS_LAMBDA_ACCESS"}
+    assert held.default_roles == {"AWS_LAMBDA_ACCESS"}
+
+
+def test_aurora_v3_grants_the_lambda_role_and_makes_all_roles_default_once() -> None:
+    strategy = _LAMBDA_ACCESS[GrantDialect.AURORA_V3]  # MariaDB cannot run these, so only the decision is run here
+    admin = Account("admin")
+    fresh = strategy.actions(parse_show_grants(AURORA_V3_MASTER).with_default_roles(["rds_superuser_role"]), admin)
+    assert [(a.sql, a.params) for a in fresh] == [("GRANT `AWS_LAMBDA_ACCESS` TO %s@%s", ("admin", "%")),
+                                                  ("SET DEFAULT ROLE ALL TO %s@%s", ("admin", "%"))]
+    # Granted but not default (the state GRANT alone leaves): the app user's writes would fail with 1227.
+    granted = parse_show_grants(AURORA_V3_MASTER_GRANTED).with_default_roles(["rds_superuser_role"])
+    assert [a.sql for a in strategy.actions(granted, admin)] == ["SET DEFAULT ROLE ALL TO %s@%s"]
+    settled = granted.with_default_roles(["AWS_LAMBDA_ACCESS"])
+    assert strategy.actions(settled, admin) == []
+
+
+def test_aurora_v2_grants_invoke_lambda_once() -> None:
+    strategy = _LAMBDA_ACCESS[GrantDialect.AURORA_V2]
+    actions = strategy.actions(parse_show_grants(AURORA_V2_MASTER), Account("admin"))
+    assert [(a.sql, a.params) for a in actions] == [("GRANT INVOKE LAMBDA ON *.* TO %s@%s", ("admin", "%"))]
+    granted = ["GRANT SELECT, INSERT, INVOKE LAMBDA, LOAD FROM S3 ON *.* TO 'admin'@'%' WITH GRANT OPTION"]
+    assert strategy.actions(parse_show_grants(granted), Account("admin")) == []
