@@ -51,8 +51,18 @@ def command_lock(config: Config, command: str) -> Iterator[None]:
 
 
 def _holder(path: Path) -> str:
-    try:
-        holder = json.loads(path.read_text())
-        return f"`rds-streams {holder['command']}` (pid {holder['pid']}, since {holder['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a command that is just starting or stopping"
+    """Who holds the lock, as its file says; read again for a moment while a new holder is writing it
+    (the file may still be empty, or name the killed process it took the lock over from)."""
+    from orchestrator.sandbox.processes import pid_alive
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            holder = json.loads(path.read_text())
+            if pid_alive(int(holder["pid"])):
+                return f"`rds-streams {holder['command']}` (pid {holder['pid']}, since {holder['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            return "a command that is just starting or stopping"
+        time.sleep(0.02)
