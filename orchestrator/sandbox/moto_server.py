@@ -1,5 +1,6 @@
 """`python -m orchestrator.sandbox.moto_server --sandbox DIR -p PORT`: moto's server with our models,
-answering only the sandbox's own credentials.
+answering only the sandbox's own credentials. (Without --sandbox: moto as it comes, open to anyone,
+for benchmarks that stand in for AWS with made-up credentials.)
 
 moto answers anyone by default, and its SSM hands out the bastion key; so IAM enforcement is on from
 the first request (`INITIAL_NO_AUTH_ACTION_COUNT=0`), and the one IAM user that may do anything is
@@ -63,10 +64,17 @@ def closed_moto_api(app: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sandbox", type=Path, required=True, help="the sandbox's state folder")
+    parser.add_argument("--sandbox", type=Path, help="the sandbox's state folder")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if args.sandbox is None:
+        from moto.server import main as moto_main
+
+        from orchestrator.sandbox import moto_models  # noqa: F401  (registers the CloudFormation models)
+
+        moto_main(["-H", args.host, "-p", str(args.port)])
+        return
 
     os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
     os.environ.setdefault("MOTO_PORT", str(args.port))
