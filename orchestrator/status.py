@@ -84,22 +84,31 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
 
 
 def _triggers(ctx: Any) -> dict[str, Any]:
-    """Each streamed table's triggers, read one table at a time."""
+    """Each streamed table's triggers (and ours left on tables no longer streamed). Read per schema;
+    if that fails, one table at a time, so an error on one table is that table's line alone."""
     from orchestrator.database.triggers import trigger_drift
     from orchestrator.up_steps import stream_settings, streamed
 
     settings = stream_settings(ctx)
     tables: dict[str, Any] = {}
     for schema, names in streamed(ctx.config):
-        for table in names:
-            try:
-                (x,) = ctx.session.run(lambda conn, s=schema, t=table: trigger_drift(conn, s, [t], settings),
-                                       f"the triggers of {schema}.{table}")
-            except Exception as err:  # this table's state is the error; the other tables still report
-                tables[f"{schema}.{table}"] = {"error": _reason(err)}
-                continue
-            tables[f"{schema}.{table}"] = {"expected": 3, "installed": 3 - len(x.missing), "missing": list(x.missing),
-                                           "changed": list(x.changed), "extra": list(x.extra), "in_sync": x.in_sync}
+        try:
+            drifts = ctx.session.run(lambda conn, s=schema, n=names: trigger_drift(conn, s, n, settings),
+                                     f"the triggers in {schema}")
+        except Exception:  # noqa: BLE001  (read again table by table below, to say which one)
+            drifts = []
+            for table in names:
+                try:
+                    found = ctx.session.run(lambda conn, s=schema, t=table: trigger_drift(conn, s, [t], settings),
+                                            f"the triggers of {schema}.{table}")
+                except Exception as err:  # this table's state is the error; the others still report
+                    tables[f"{schema}.{table}"] = {"error": _reason(err)}
+                    continue
+                drifts += [d for d in found if d.table == table]
+        for x in drifts:
+            tables[f"{x.schema}.{x.table}"] = {"expected": 3, "installed": 3 - len(x.missing),
+                                               "missing": list(x.missing), "changed": list(x.changed),
+                                               "extra": list(x.extra), "in_sync": x.in_sync}
     return tables
 
 

@@ -94,7 +94,9 @@ class Sandbox:
         moto_pid = self.root / "moto.pid"
         if not (read_pid(moto_pid) and port_open(state.moto_port) and (self.root / CREDENTIALS_FILE).is_file()):
             if existed and (self.root / CREDENTIALS_FILE).exists():
-                ui.say("  sandbox: moto had stopped and lost its state (stacks, logs); the stacks are created again")
+                note = "moto had stopped and lost its state (stacks, logs); the stacks are created again"
+                ui.emit("sandbox_note", message=note)
+                ui.say(f"  sandbox: {note}")
             self.stop_runner()  # it holds the old credentials
             if read_pid(moto_pid):
                 stop_pid(read_pid(moto_pid) or 0)

@@ -302,6 +302,39 @@ def test_status_reports_a_killed_sshd_as_dead_and_does_not_restart_it(deployed, 
     assert sandbox.processes()["sshd"]
 
 
+def test_status_shows_each_tables_triggers_on_its_own_line_and_an_error_on_one_hides_no_other(deployed, cli):
+    conn = root_connection(deployed)
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE `flights`.`doomed` (`k` INT PRIMARY KEY)")
+    local_config(deployed.parent, {"stream": {"tables": [{"name": "routes"}, {"name": "doomed"}]}})
+    try:
+        assert cli("up", "--config", str(deployed), "--yes")[0] == 0
+        with conn.cursor() as cursor:
+            cursor.execute("DROP TABLE `flights`.`doomed`")
+        code, out = cli("status", "--config", str(deployed))
+        (status,) = [o for o in out if o["type"] == "status"]
+        assert code == 0, out
+        assert "does not exist" in status["triggers"]["flights.doomed"]["error"]
+        assert status["triggers"]["flights.routes"]["in_sync"]
+        assert status["triggers"]["rds_streams.canary"]["in_sync"]
+    finally:
+        local_config(deployed.parent)
+        conn.close()
+
+
+def test_up_says_in_one_line_that_a_restarted_moto_lost_its_state_and_recreates_the_stacks(deployed, cli):
+    sandbox = Sandbox(load_config(deployed))
+    pid = sandbox.processes()["moto"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 10, "moto to die")
+    code, out = cli("up", "--config", str(deployed), "--yes")
+    assert code == 0, out
+    (note,) = [o for o in out if o["type"] == "sandbox_note"]
+    assert "lost its state" in note["message"]
+    assert [o["stack"] for o in out if o["type"] == "stack_event" and o["status"] == "CREATE_COMPLETE"]
+    assert cli("status", "--config", str(deployed))[0] == 0
+
+
 # --- fresh folders ------------------------------------------------------------------------------------
 
 def test_read_only_commands_on_a_fresh_folder_start_nothing_and_say_to_run_up(tmp_path):
