@@ -12,14 +12,7 @@ from pathlib import Path
 from orchestrator.errors import OperationFailed
 from orchestrator.sandbox.processes import find_binary, port_open, read_pid, stop_pid, wait_until
 
-# root and anonymous accounts anywhere but `localhost` (the socket) go; `root@localhost` stays for the
-# sandbox itself, reachable only by whoever can enter the private state folder.
-ROOT_SOCKET_ONLY_SQL = """
-USE mysql;
-DELETE FROM global_priv WHERE (User = 'root' AND Host <> 'localhost') OR User = '';
-DELETE FROM proxies_priv WHERE Host <> 'localhost';
-FLUSH PRIVILEGES;
-"""
+ROOT_SOCKET_ONLY_SQL = Path(__file__).resolve().parents[2] / "sql" / "sandbox" / "root_socket_only.sql"
 
 
 @dataclass
@@ -95,7 +88,7 @@ class MariaDBServer:
             # In bootstrap mode the server takes SQL on stdin and opens no port: nothing can log in meanwhile.
             self._run("mariadb-bootstrap", [find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
                                             f"--datadir={installing}", "--bootstrap", "--skip-networking"],
-                      stdin=ROOT_SOCKET_ONLY_SQL)
+                      stdin=ROOT_SOCKET_ONLY_SQL.read_text(encoding="utf-8"))
         installing.rename(self.datadir)
 
     def _run(self, name: str, command: list[str], stdin: str = "") -> None:
