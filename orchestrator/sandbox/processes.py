@@ -146,9 +146,18 @@ def processes_naming(root: Path) -> list[int]:
         argv = [a for a in _command_line(pid) if a]
         programs = [Path(a).name for a in argv[:2]]
         ours = any(p.startswith(OUR_PROGRAMS) or p == "mariadb-install-db" for p in programs)
-        if ours and any(marker in a for a in argv[1:]) and pid_alive(pid):
+        if ours and any(_names_path(a, marker) for a in argv[1:]) and pid_alive(pid):
             found.append(pid)
     return found
+
+
+def _names_path(argument: str, path: str) -> bool:
+    """`argument` is `path` or a path under it, alone or after an option's `=`."""
+    at = argument.find(path)
+    if at < 0 or (at > 0 and argument[at - 1] != "="):
+        return False
+    rest = argument[at + len(path):]
+    return rest == "" or rest.startswith("/")
 
 
 class ProcessLedger:
