@@ -242,6 +242,32 @@ def test_verify_tables_passes_on_auto_increment_fk_child_and_user_trigger_tables
         conn.close()
 
 
+def test_with_outbox_delivery_verify_tables_refuses_a_table_with_its_own_triggers_and_cleans_up_the_rest(
+        deployed, cli):
+    conn = root_connection(deployed)
+    with conn.cursor() as cursor:
+        cursor.execute("USE `flights`")
+        cursor.execute("CREATE TABLE `noted` (`code` VARCHAR(40) PRIMARY KEY, `n` INT NOT NULL DEFAULT 0)")
+        cursor.execute("CREATE TABLE `notes` (`id` INT AUTO_INCREMENT PRIMARY KEY, `code` VARCHAR(40))")
+        cursor.execute("CREATE TRIGGER `note_insert` AFTER INSERT ON `noted` FOR EACH ROW "
+                       "INSERT INTO `notes` (`code`) VALUES (NEW.`code`)")
+    local_config(deployed.parent, {"stream": {"delivery": "outbox", "tables": [{"name": "routes"}, {"name": "noted"}]}})
+    try:
+        assert cli("up", "--config", str(deployed), "--yes")[0] == 0
+        before = snapshot(conn, ["routes", "noted", "notes"])
+        code, out = cli("verify", "--config", str(deployed), "--tables", "--timeout", "20")
+        results = {o["name"]: o for o in out if o["type"] == "check"}
+        assert code == 1
+        assert not results["round trip on flights.noted"]["ok"]
+        assert "note_insert" in results["round trip on flights.noted"]["detail"]
+        assert results["round trip on flights.routes"]["ok"], results
+        assert snapshot(conn, ["routes", "noted", "notes"]) == before
+    finally:
+        local_config(deployed.parent)
+        assert cli("up", "--config", str(deployed), "--yes")[0] == 0
+        conn.close()
+
+
 def test_verify_without_tables_writes_only_to_its_canary(deployed, cli):
     conn = root_connection(deployed)
     before = snapshot(conn, ["routes"])
