@@ -44,7 +44,7 @@ def key_pair(t: Template, config: Config) -> ec2.KeyPair:
 FORWARD_ONLY_USER_DATA = """#!/bin/bash
 set -euo pipefail
 keys=/home/ec2-user/.ssh/authorized_keys
-sed -i -E '/^restrict,/! s#^#restrict,port-forwarding,permitopen="${ClusterEndpoint}:3306",command="/bin/false" #' "$keys"
+sed -i -E 's#^(ssh-|ecdsa-|sk-)#restrict,port-forwarding,permitopen="${ClusterEndpoint}:3306",command="/bin/false" \\1#' "$keys"
 cat > /etc/ssh/sshd_config.d/10-rds-streams.conf <<'CONF'
 AllowTcpForwarding local
 AllowStreamLocalForwarding no
