@@ -24,9 +24,33 @@ from tests.sandbox.conftest import local_config, root_connection
 CLI = [sys.executable, "-m", "orchestrator.cli"]
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+TAG = "RDS_STREAMS_TEST_TAG"
+
+
+def tagged_env(tag: str) -> dict[str, str]:
+    """The environment for a command whose every descendant (daemons included) carries `tag`."""
+    return {**os.environ, TAG: tag}
+
+
+def run_cli(*args: str, timeout: float = 300, tag: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=Path(__file__).resolve().parents[2], env=tagged_env(tag))
+
+
+def processes_tagged(tag: str) -> list[str]:
+    """Live processes whose environment carries `tag`: whatever a tagged command started, however it
+    names itself (read from /proc, not from the sandbox's own records)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if f"{TAG}={tag}".encode() in environ and stat[0] not in ("Z", "X"):
+            found.append(f"{entry.name} {command}")
+    return found
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -144,12 +168,13 @@ def test_an_unprivileged_user_gets_no_aws_answer_no_shell_no_database_root_and_r
 
 def test_read_only_commands_on_a_fresh_folder_start_nothing_and_say_to_run_up(tmp_path):
     config_path = local_config(tmp_path)
+    tag = uuid.uuid4().hex
     for command in (["logs"], ["verify"], ["status"], ["tunnel"]):
-        result = run_cli(*command, "--config", str(config_path), timeout=60)
+        result = run_cli(*command, "--config", str(config_path), timeout=60, tag=tag)
         assert result.returncode == 1, (command, result.stderr)
         assert "run `rds-streams up` first" in result.stderr, (command, result.stderr)
     assert not (tmp_path / ".rds-streams").exists()
-    assert processes_mentioning(str(tmp_path)) == []
+    assert processes_tagged(tag) == [] and processes_mentioning(str(tmp_path)) == []
 
 
 def test_two_ups_at_once_one_completes_and_the_other_names_it(tmp_path):
@@ -174,9 +199,10 @@ def test_down_stops_everything_after_up_was_killed_at_ten_random_moments(tmp_pat
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     ports: set[int] = set()
+    tag = uuid.uuid4().hex
     for _ in range(10):
         up = subprocess.Popen([*CLI, "up", "--config", str(config_path), "--yes"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, env=tagged_env(tag))
         time.sleep(rng.uniform(0.3, 5.0))
         up.kill()
         up.wait()
@@ -187,6 +213,7 @@ def test_down_stops_everything_after_up_was_killed_at_ten_random_moments(tmp_pat
             pass
     down = run_cli("down", "--config", str(config_path), "--yes")
     assert down.returncode == 0, (seed, down.stderr)
+    assert processes_tagged(tag) == [], f"seed {seed}"
     assert processes_mentioning(str(root)) == [], f"seed {seed}"
     assert not [p for p in ports if port_open(p)], f"seed {seed}"
     assert not root.exists()
