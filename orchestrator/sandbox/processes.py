@@ -75,11 +75,20 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` if that process still runs and is the one that wrote it: every process
+    of ours names its pid file's folder in its arguments. PIDs wrap quickly (pid_max can be 32768), so
+    a stale file's number may belong to a stranger now, who must not be reported, nor stopped."""
     try:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if pid_alive(pid) else None
+    if not pid_alive(pid):
+        return None
+    folders = {str(pid_file.parent), str(pid_file.parent.resolve())}
+    arguments = _command_line(pid)[1:]
+    if not arguments:
+        return pid  # unreadable (another user's process under hidepid): trust the file as before
+    return pid if any(_names_path(a, folder) for a in arguments for folder in folders) else None
 
 
 def stop_pid(pid: int, *, timeout: float = 10.0) -> None:
@@ -120,9 +129,11 @@ def parent_pid(pid: int) -> int | None:
 
 def _command_line(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        argv = [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if a]
     except OSError:
         return []
+    # sshd rewrites its title into one string ("sshd: /usr/sbin/sshd -D -f ... [listener] ...").
+    return argv[0].split() if len(argv) == 1 else argv
 
 
 OUR_PROGRAMS = ("python", "mariadbd", "mysqld", "sshd")
