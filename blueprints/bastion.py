@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Output, Parameter, Ref, Template, ec2
+from troposphere import Base64, GetAtt, Output, Parameter, Ref, Sub, Template, ec2
 
 from orchestrator.config import Config
 
@@ -48,12 +48,35 @@ def key_pair(t: Template, config: Config) -> ec2.KeyPair:
     return pair
 
 
+# The key pair may forward to the cluster endpoint on 3306 and do nothing else: no shell, no command, no
+# PTY, no other forward (cloud-init has installed it for ec2-user by the time user scripts run).
+FORWARD_ONLY_USER_DATA = """#!/bin/bash
+set -euo pipefail
+keys=/home/ec2-user/.ssh/authorized_keys
+sed -i -E 's#^(ssh-|ecdsa-|sk-)#restrict,port-forwarding,permitopen="${ClusterEndpoint}:3306",command="/bin/false" \\1#' "$keys"
+cat > /etc/ssh/sshd_config.d/10-rds-streams.conf <<'CONF'
+AllowTcpForwarding local
+AllowStreamLocalForwarding no
+AllowAgentForwarding no
+X11Forwarding no
+PermitTunnel no
+PermitTTY no
+CONF
+systemctl reload sshd
+"""
+
+
+def forward_only_user_data() -> Base64:
+    return Base64(Sub(FORWARD_ONLY_USER_DATA, ClusterEndpoint=GetAtt("Cluster", "Endpoint.Address")))
+
+
 def bastion_instance(t: Template, config: Config, image: Parameter, subnet_id: Parameter,
                      group: ec2.SecurityGroup, pair: ec2.KeyPair) -> ec2.Instance:
     instance = t.add_resource(ec2.Instance(
         "Bastion", ImageId=Ref(image), InstanceType=config.bastion.instance_type, KeyName=Ref(pair),
         SubnetId=Ref(subnet_id), SecurityGroupIds=[Ref(group)],
         MetadataOptions=ec2.MetadataOptions(HttpTokens="required", HttpEndpoint="enabled"),
+        UserData=forward_only_user_data(),
     ))
     t.add_output(Output("BastionInstanceId", Value=Ref(instance)))
     t.add_output(Output("BastionPublicIp", Value=GetAtt(instance, "PublicIp")))

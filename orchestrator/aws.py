@@ -24,13 +24,14 @@ class AwsClients:
 
     region: str
     endpoint_url: str | None = None
+    credentials: dict[str, str] | None = field(default=None, repr=False)  # the sandbox's own key for its moto
     _session: Any = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         import boto3
 
-        credentials = SANDBOX_CREDENTIALS if self.endpoint_url else {}
+        credentials = self.credentials or (SANDBOX_CREDENTIALS if self.endpoint_url else {})
         self._session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or self.region,
                                               **credentials)
 

@@ -85,9 +85,10 @@ def up(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes = F
     """Deploy or update everything; idempotent, resumes after any failure."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
     from orchestrator.lifecycle import up as run
+    from orchestrator.lock import command_lock
 
     cfg, ui = _setup(config, output, yes)
-    with first_interrupt_cancels(CancelToken()) as cancel:
+    with command_lock(cfg, "up"), first_interrupt_cancels(CancelToken()) as cancel:
         run(cfg, ui, cancel, only, accept_edited_migrations=accept_edited, refresh_bastion=refresh_bastion)
 
 
@@ -108,28 +109,30 @@ def down(config: ConfigPath = Path("config.toml"), only: Only = None, yes: Yes =
     """Tear everything down in reverse order, then report and remove leftovers; idempotent."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
     from orchestrator.lifecycle import down as run
+    from orchestrator.lock import command_lock
 
     cfg, ui = _setup(config, output, yes)
-    with first_interrupt_cancels(CancelToken()) as cancel:
+    with command_lock(cfg, "down"), first_interrupt_cancels(CancelToken()) as cancel:
         run(cfg, ui, cancel, only)
 
 
 @app.command()
 def verify(
     config: ConfigPath = Path("config.toml"),
-    tables: Annotated[bool | None, typer.Option("--tables/--no-tables", help="Also round-trip the user's tables "
-                                                "(default: on in the sandbox, off on AWS, where it emits real events).")
-                      ] = None,
+    tables: Annotated[bool, typer.Option("--tables/--no-tables", help="Also round-trip the user's tables (writes "
+                                         "and removes marker rows there; their AUTO_INCREMENT counters advance).")
+                      ] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for each record in the "
                                                   "consumer's log (default 30 in the sandbox, 120 on AWS).")] = None,
     output: Output = OutputFormat.TEXT,
 ) -> None:
     """Prove the stream end to end; exit 0 only if every check passes."""
     from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.lock import command_lock
     from orchestrator.verify.run import verify as run
 
     cfg, ui = _setup(config, output)
-    with first_interrupt_cancels(CancelToken()) as cancel:
+    with command_lock(cfg, "verify"), first_interrupt_cancels(CancelToken()) as cancel:
         run(cfg, ui, cancel, tables, timeout)
 
 

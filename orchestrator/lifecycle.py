@@ -23,21 +23,23 @@ from orchestrator.up_steps import (
 from orchestrator.workflow import StepResult, run_steps
 
 
-def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None = None) -> UpContext:
+def context_for(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None = None, *,
+                start: bool = False) -> UpContext:
     """AWS clients for the target: the account (boto3 honours AWS_ENDPOINT_URL/AWS_PROFILE), or the
-    sandbox's moto server, started or reused."""
+    sandbox's moto server: started or reused when `start` (up, plan), else it must be running
+    (read-only commands start nothing, and say to run `up` first)."""
     if config.project.target == "aws":
         return UpContext(config=config, aws=clients_for(config), ui=ui, cancel=cancel, only=only)
     from orchestrator.sandbox.manager import Sandbox
 
     sandbox = Sandbox(config)
-    state = sandbox.start(ui)
+    state = sandbox.start(ui) if start else sandbox.require_up()
     return UpContext(config=config, aws=state.aws(), ui=ui, cancel=cancel, only=only, sandbox=sandbox, sandbox_state=state)
 
 
 def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
        accept_edited_migrations: bool = False, refresh_bastion: bool = False) -> list[StepResult]:
-    ctx = context_for(config, ui, cancel, only)
+    ctx = context_for(config, ui, cancel, only, start=True)
     ctx.accept_edited_migrations = accept_edited_migrations
     ctx.refresh_bastion = refresh_bastion
     steps: list[Any] = [DeployStacks()]
@@ -59,7 +61,7 @@ def plan(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) ->
     from orchestrator.database_plan import plan_database
     from orchestrator.deploy.plan import plan_stacks
 
-    ctx = context_for(config, ui, cancel, only)
+    ctx = context_for(config, ui, cancel, only, start=True)
     try:
         from orchestrator.deploy.pinned import ssm_lookup
 
@@ -84,7 +86,7 @@ def down(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) ->
 
     sandbox = Sandbox(config)
     state = sandbox.state()
-    if state is not None and port_open(state.moto_port):
+    if state is not None and sandbox.is_up() and port_open(state.moto_port):
         destroy_stacks(state.aws(), config, only, ui, cancel)
     if only:
         return

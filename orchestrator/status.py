@@ -1,4 +1,8 @@
-"""`rds-streams status`: target, stacks, endpoints, sandbox processes, triggers installed vs expected."""
+"""`rds-streams status`: target, stacks, endpoints, sandbox processes, triggers installed vs expected.
+
+Read-only: it starts nothing. A dead sandbox process is reported dead (and the command fails); each
+table's trigger state is read on its own, so an error on one table never hides the others.
+"""
 
 from __future__ import annotations
 
@@ -18,47 +22,61 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
     from orchestrator.lifecycle import context_for
 
     report: dict[str, Any] = {"target": config.project.target, "region": config.project.region}
+    dead: list[str] = []
     if config.project.target == "local":
-        from orchestrator.sandbox.manager import Sandbox
+        from orchestrator.sandbox.manager import NOT_UP_HINT, Sandbox
 
         sandbox = Sandbox(config)
-        state = sandbox.state()
-        report["sandbox"] = {name: pid for name, pid in sandbox.processes().items()}
-        if state is None or not report["sandbox"].get("moto"):
+        processes = sandbox.processes()
+        report["sandbox"] = processes
+        dead = [name for name, pid in processes.items() if not pid]
+        if not sandbox.is_up():
             report["stacks"] = {config.stack_name(k): None for k in STACK_ORDER}
             _show(report, ui)
-            return report
+            raise OperationFailed(f"the local sandbox is not running (nothing up under {sandbox.root})",
+                                  hint=NOT_UP_HINT)
     ctx = context_for(config, ui, cancel)
     try:
         cfn = ctx.aws.client("cloudformation")
         report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in STACK_ORDER}
         if all(report["stacks"].values()):
-            report.update(_database(ctx))
+            report.update(_database(ctx, dead))
     finally:
         ctx.close()
     _show(report, ui)
+    if dead:
+        raise OperationFailed(f"sandbox process(es) not running: {', '.join(dead)}",
+                              hint="run `rds-streams up` to start them again")
     return report
 
 
-def _database(ctx: Any) -> dict[str, Any]:
+def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
     from orchestrator.database.outbox import outbox_lag
     from orchestrator.database.trigger_health import failing_tables
-    from orchestrator.up_steps import streamed_drift
 
-    d = ctx.deployment
+    try:
+        d = ctx.deployment
+    except OperationFailed as err:
+        return {"endpoints": {"error": str(err)}}
     result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
                                             "bastion": f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}",
                                             "function": d.function_arn, "log_group": d.log_group}}
     queue = ctx.outputs_of("consumer").get("DeadLetterQueueUrl")
     if queue:
-        attributes = ctx.aws.client("sqs").get_queue_attributes(
-            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        result["dead_letters"] = {"lambda_async_queue": int(attributes["ApproximateNumberOfMessages"])}
+        try:
+            attributes = ctx.aws.client("sqs").get_queue_attributes(
+                QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+            result["dead_letters"] = {"lambda_async_queue": int(attributes["ApproximateNumberOfMessages"])}
+        except Exception as err:  # a queue that cannot be read is this line's state, not the command's end
+            result["dead_letters"] = {"lambda_async_queue": f"not readable: {_reason(err)}"}
+    if {"mariadb", "sshd"} & set(dead):
+        result["triggers"] = f"database not reachable: {' and '.join(n for n in ('sshd', 'mariadb') if n in dead)} " \
+                             "not running"
+        return result
     try:
         failing = ctx.session.run(lambda conn: failing_tables(conn, ctx.config.database.name), "status")
         if failing:
             result["failing_writes"] = [f.message for f in failing]
-        drift = streamed_drift(ctx)
         lag = ctx.session.run(outbox_lag, "status")
     except OperationFailed as err:
         result["triggers"] = f"database not reachable: {err}"
@@ -67,14 +85,47 @@ def _database(ctx: Any) -> dict[str, Any]:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
                             "oldest_seconds": lag.oldest_seconds}
         result.setdefault("dead_letters", {})["outbox"] = lag.dead_letters
-    result["triggers"] = {f"{x.schema}.{x.table}": {"expected": 3, "installed": 3 - len(x.missing),
-                                                     "missing": list(x.missing), "changed": list(x.changed),
-                                                     "extra": list(x.extra), "in_sync": x.in_sync,
-                                                     "two_generations": x.two_generations} for x in drift}
+    result["triggers"] = _triggers(ctx)
     return result
 
 
+def _triggers(ctx: Any) -> dict[str, Any]:
+    """Each streamed table's triggers (and ours left on tables no longer streamed). Read per schema;
+    if that fails, one table at a time, so an error on one table is that table's line alone."""
+    from orchestrator.database.trigger_install import trigger_drift
+    from orchestrator.up_steps import stream_settings, streamed
+
+    settings = stream_settings(ctx)
+    tables: dict[str, Any] = {}
+    for schema, names in streamed(ctx.config):
+        try:
+            drifts = ctx.session.run(lambda conn, s=schema, n=names: trigger_drift(conn, s, n, settings),
+                                     f"the triggers in {schema}")
+        except Exception:  # noqa: BLE001  (read again table by table below, to say which one)
+            drifts = []
+            for table in names:
+                try:
+                    found = ctx.session.run(lambda conn, s=schema, t=table: trigger_drift(conn, s, [t], settings),
+                                            f"the triggers of {schema}.{table}")
+                except Exception as err:  # this table's state is the error; the others still report
+                    tables[f"{schema}.{table}"] = {"error": _reason(err)}
+                    continue
+                drifts += [d for d in found if d.table == table]
+        for x in drifts:
+            tables[f"{x.schema}.{x.table}"] = {"expected": 3, "installed": 3 - len(x.missing),
+                                               "missing": list(x.missing), "changed": list(x.changed),
+                                               "extra": list(x.extra), "in_sync": x.in_sync,
+                                               "two_generations": x.two_generations}
+    return tables
+
+
+def _reason(err: Exception) -> str:
+    args = getattr(err, "args", ())
+    return f"{args[-1]}" if args and not isinstance(err, OperationFailed) else str(err)
+
+
 def _show(report: dict[str, Any], ui: UI) -> None:
+
     ui.emit("status", **report)
     for line in report.get("failing_writes", []):  # first: this is an outage of the user's own writes
         ui.say(f"[bold red]![/] {escape(line)}; repair with `rds-streams up`")
@@ -93,8 +144,11 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         ui.say(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")
     if isinstance(triggers, str):
-        ui.say(f"  triggers: {triggers}")
+        ui.say(f"  triggers: {escape(triggers)}")
     for table, t in (triggers or {}).items() if isinstance(triggers, dict) else ():
+        if "error" in t:
+            ui.say(f"  triggers {table}: [red]unknown[/]: {escape(t['error'])}")
+            continue
         state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
             f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
         if t.get("two_generations"):

@@ -36,11 +36,13 @@ def bind_database(state: SandboxState, master: Credentials, database: str) -> No
 
 
 def trust_key_pair(state: SandboxState, private_key: Any) -> None:
-    """The bastion accepts the key pair AWS generated, as cloud-init installs it on EC2."""
-    from orchestrator.sandbox.sshd import SshServer
+    """The bastion accepts the key pair AWS generated, as cloud-init installs it on EC2, for one
+    thing only: a forward to MariaDB (the bastion's user data sets the same on AWS)."""
+    from orchestrator.sandbox.sshd import SshServer, restricted_key_line
 
-    line = f"{private_key.get_name()} {private_key.get_base64()}"
+    line = restricted_key_line(f"{private_key.get_name()} {private_key.get_base64()}",
+                               f"127.0.0.1:{state.mariadb_port}")
     server = SshServer(state.sshd_dir, state.sshd_port)
     current = server.authorized_keys_path.read_text() if server.authorized_keys_path.exists() else ""
-    if line not in current.splitlines():
+    if current.splitlines() != [line]:
         server.authorized_keys_path.write_text(line + "\n")

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed
 from orchestrator.sandbox.processes import find_binary, port_open, read_pid, stop_pid, wait_until
+
+ROOT_SOCKET_ONLY_SQL = Path(__file__).resolve().parents[2] / "sql" / "sandbox" / "root_socket_only.sql"
 
 
 @dataclass
 class MariaDBServer:
     """One mariadbd under `base_dir`, listening on 127.0.0.1:`port` and a socket.
 
-    root authenticates with a password-less login over both (--auth-root-authentication-method=normal);
-    the sandbox creates the Aurora-like master user from its secret on top.
+    root authenticates with a password-less login over both (--auth-root-authentication-method=normal),
+    unless `root_socket_only`: then root exists only at `localhost`, which with --skip-name-resolve is the
+    socket alone, and the socket's folder is private. The sandbox sets it, so every TCP account has a
+    password (the master user from its secret, the app user); throwaway test servers leave it off.
+    `on_spawn(name, pid)` hears of every process started, before it is waited on.
     """
 
     base_dir: Path
     port: int
+    root_socket_only: bool = False
+    on_spawn: Callable[[str, int], None] | None = field(default=None, repr=False)
 
     @property
     def datadir(self) -> Path:
@@ -59,18 +68,36 @@ class MariaDBServer:
         ]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        self._spawned("mariadb", process.pid)
         wait_until(lambda: self.socket.exists() and port_open(self.port), timeout=timeout,
                    what=f"MariaDB on port {self.port}", alive=lambda: process.poll() is None, log=self.log_file)
 
+    def _spawned(self, name: str, pid: int) -> None:
+        if self.on_spawn is not None:
+            self.on_spawn(name, pid)
+
     def _install(self) -> None:
+        """Into a side folder renamed when complete: an install cut short is started over, never used."""
+        installing = self.datadir.with_name(self.datadir.name + ".installing")
+        shutil.rmtree(installing, ignore_errors=True)
         root = ["--user=root"] if os.geteuid() == 0 else []
-        result = subprocess.run(
-            [find_binary("mariadb-install-db", "mariadb-server"), "--no-defaults", f"--datadir={self.datadir}",
-             "--auth-root-authentication-method=normal", "--skip-test-db", *root],
-            capture_output=True, text=True,
-        )
-        if result.returncode != 0:
-            raise OperationFailed(f"mariadb-install-db failed in {self.datadir}:\n{result.stderr[-2000:]}")
+        self._run("mariadb-install-db", [find_binary("mariadb-install-db", "mariadb-server"), "--no-defaults",
+                                         f"--datadir={installing}", "--auth-root-authentication-method=normal",
+                                         "--skip-test-db", *root])
+        if self.root_socket_only:
+            # In bootstrap mode the server takes SQL on stdin and opens no port: nothing can log in meanwhile.
+            self._run("mariadb-bootstrap", [find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
+                                            f"--datadir={installing}", "--bootstrap", "--skip-networking"],
+                      stdin=ROOT_SOCKET_ONLY_SQL.read_text(encoding="utf-8"))
+        installing.rename(self.datadir)
+
+    def _run(self, name: str, command: list[str], stdin: str = "") -> None:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+        self._spawned(name, process.pid)
+        _out, err = process.communicate(stdin)
+        if process.returncode != 0:
+            raise OperationFailed(f"{name} failed in {self.base_dir}:\n{err[-2000:]}")
 
     def stop(self) -> None:
         pid = self.running_pid()

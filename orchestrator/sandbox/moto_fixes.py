@@ -10,7 +10,9 @@ import copy
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+from moto.cloudformation import parsing
 from moto.cloudformation.models import ChangeSet, Stack
+from moto.cloudformation.parsing import ResourceMap
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress
 from moto.ec2.models.internet_gateways import InternetGateway
@@ -95,9 +97,52 @@ def _outputs_unless_deleted(self: Stack) -> list[dict[str, Any]] | None:
     return _stack_outputs.fget(self)
 
 
+_resource_map_update = ResourceMap.update
+_parse_and_update_resource = parsing.parse_and_update_resource
+
+
+def _update_forgetting_removed(self: ResourceMap, template: dict[str, Any],
+                               parameters: dict[str, Any] | None = None) -> None:
+    """moto deletes a resource a stack update removes but keeps it in its cache, so a later update that
+    adds it back gets the deleted one (an SQS queue reported UPDATE_COMPLETE that does not exist).
+    CloudFormation creates it again: forget removed resources, so re-adding creates them."""
+    before = set(self._resource_json_map)
+    _resource_map_update(self, template, parameters)
+    for name in before - set(template.get("Resources", {})):
+        self._parsed_resources.pop(name, None)
+
+
+def _set_log_group_retention(group: Any, properties: dict[str, Any]) -> None:
+    group.retention_in_days = properties.get("RetentionInDays")
+
+
+# Types whose moto model cannot update: what CloudFormation changes in place for the properties our
+# templates set. Anything else keeps the resource as it is (as an update needing no replacement does).
+IN_PLACE_UPDATES = {"AWS::Logs::LogGroup": _set_log_group_retention}
+
+
+def _update_or_keep(logical_id: str, resource_json: dict[str, Any], resources_map: ResourceMap, account_id: str,
+                    region_name: str) -> Any:
+    """moto turns a modified resource whose model has no update (LogGroup, Instance, Subnet, VPC, ...)
+    into None, which drops every Output that names it ("up fails for good" after a retention change).
+    Keep the resource and apply the change as CloudFormation would."""
+    updated = _parse_and_update_resource(logical_id, resource_json, resources_map, account_id, region_name)
+    if updated is not None:
+        return updated
+    current = resources_map._parsed_resources.get(logical_id)
+    if current is None or isinstance(current, str):
+        return current
+    in_place = IN_PLACE_UPDATES.get(resource_json.get("Type", ""))
+    if in_place is not None:
+        in_place(current, parsing.clean_json(resource_json.get("Properties", {}), resources_map))
+    return current
+
+
 def apply() -> None:
     for model, delete in EC2_DELETES.items():
         model.delete = delete  # type: ignore[attr-defined]
     ChangeSet.apply = _apply_change_set  # type: ignore[method-assign]
     Stack.outputs = property(_outputs_unless_deleted)  # type: ignore[assignment,method-assign]
     LambdaFunction.update_from_cloudformation_json = classmethod(_update_lambda_with_inline_code)  # type: ignore[method-assign,assignment]
+    ResourceMap.update = _update_forgetting_removed  # type: ignore[method-assign]
+    parsing.parse_and_update_resource = _update_or_keep

@@ -1,8 +1,10 @@
 """A private sshd on loopback standing in for the bastion (see FACTS.md, sshd and paramiko).
 
 It trusts the given public keys for the current OS user, keeps its own ed25519 host key under
-`base_dir` (so a restart offers the same key, as a rebooted bastion does), and allows TCP
-forwarding and nothing else worth having. It runs as root (CI) and as an ordinary user.
+`base_dir` (so a restart offers the same key, as a rebooted bastion does), and allows local TCP
+forwarding and nothing else: no command, no shell, no PTY, no socket forwarding, no listening. It
+runs as root (CI) and as an ordinary user, so a key that could run commands would hand that user
+out; `restricted_key_line` limits a key further to one forward.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import pwd
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,7 @@ class SshServer:
     base_dir: Path
     port: int
     authorized_keys: Sequence[str] = field(default_factory=list)
+    on_spawn: Callable[[str, int], None] | None = field(default=None, repr=False)
 
     @property
     def login_user(self) -> str:
@@ -91,6 +94,8 @@ class SshServer:
         with self.log_file.open("ab") as log:
             process = subprocess.Popen([sshd, "-D", "-f", str(self.config_path), "-E", str(self.log_file)],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        if self.on_spawn is not None:
+            self.on_spawn("sshd", process.pid)
         # sshd writes its pid file only after it listens, so the file is the readiness signal.
         wait_until(lambda: self.running_pid() == process.pid and port_open(self.port), timeout=timeout,
                    what=f"sshd on port {self.port}", alive=lambda: process.poll() is None, log=self.log_file)
@@ -154,6 +159,10 @@ class SshServer:
             *root_login,
             f"AllowUsers {self.login_user}",
             "AllowTcpForwarding local",
+            "AllowStreamLocalForwarding no",
+            "PermitListen none",
+            "PermitUserRC no",
+            "ForceCommand /bin/false",
             "AllowAgentForwarding no",
             "X11Forwarding no",
             "PermitTunnel no",
@@ -174,6 +183,11 @@ class SshServer:
             raise OperationFailed("the privilege separation user 'sshd' does not exist, so sshd cannot run as root",
                                   hint="install it with: apt-get install -y openssh-server") from None
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+
+
+def restricted_key_line(public_key_line: str, forward_to: str) -> str:
+    """An authorized_keys line that lets the key open one forward (to `host:port`) and nothing else."""
+    return f'restrict,port-forwarding,permitopen="{forward_to}",command="/bin/false" {public_key_line.strip()}'
 
 
 def _children(pid: int) -> list[int]:

@@ -58,14 +58,19 @@ class SandboxState:
         return (root / STATE_FILE).is_file()
 
     def save(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Atomically: a kill mid-write leaves the previous state, never half a file."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = {k: v for k, v in asdict(self).items() if k != "root"}
-        (self.root / STATE_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        partial = self.root / (STATE_FILE + ".partial")
+        partial.write_text(json.dumps(data, indent=2) + "\n")
+        partial.replace(self.root / STATE_FILE)
 
     def aws(self) -> Any:
+        """Clients for the sandbox's moto, signed with the credentials it created (it refuses others)."""
         from orchestrator.aws import AwsClients
+        from orchestrator.sandbox.moto_server import load_credentials
 
-        return AwsClients(region=self.region, endpoint_url=self.moto_url)
+        return AwsClients(region=self.region, endpoint_url=self.moto_url, credentials=load_credentials(self.root))
 
     def root_connection(self) -> Any:
         """MariaDB's root over its socket: the sandbox's own access, standing in for AWS's side of Aurora."""

@@ -28,6 +28,8 @@ class ColumnInfo:
     precision: int | None
     scale: int | None
     in_key: bool
+    unique: bool = False
+    generated: bool = False
 
     @property
     def options(self) -> list[str]:
@@ -47,7 +49,38 @@ def read_columns(conn: Any, schema: str, table: str) -> list[ColumnInfo]:
                        # MariaDB reports "NULL" as the default of a nullable column without one
                        has_default=r[4] is not None and r[4] != "NULL" or r[3] == "YES",
                        auto_increment="auto_increment" in (r[5] or "").lower(),
-                       max_length=r[6], precision=r[7], scale=r[8], in_key=r[9] == "PRI") for r in rows]
+                       max_length=r[6], precision=r[7], scale=r[8], in_key=r[9] == "PRI", unique=r[9] == "UNI",
+                       generated="generated" in (r[5] or "").lower()) for r in rows]
+
+
+def foreign_key_columns(conn: Any, schema: str, table: str) -> set[str]:
+    """Columns of the table that reference another table: values of ours there would break the reference."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+                       "AND TABLE_NAME = %s AND REFERENCED_TABLE_NAME IS NOT NULL", (schema, table))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def other_triggers(conn: Any, schema: str, table: str) -> list[str]:
+    """The table's triggers that are not ours: a marker row fires them too."""
+    from orchestrator.database.triggers import PREFIX
+
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s "
+                       "AND EVENT_OBJECT_TABLE = %s ORDER BY TRIGGER_NAME", (schema, table))
+        return [row[0] for row in cursor.fetchall() if not row[0].startswith(PREFIX)]
+
+
+def update_column(columns: list[ColumnInfo], row: dict[str, Any], sample: dict[str, Any],
+                  references: set[str]) -> ColumnInfo | None:
+    """A column the round trip may change: not a key, unique, generated or referencing column, and not
+    one the user gave `sample` values for (their constraints defeat generated values)."""
+    for column in columns:
+        if column.in_key or column.unique or column.generated or column.name in sample or column.name in references:
+            continue
+        if changed_value(column, row.get(column.name)) is not None:
+            return column
+    return None
 
 
 def key_value(column: ColumnInfo, rng: random.Random) -> Any:
@@ -114,6 +147,8 @@ def marker_row(columns: list[ColumnInfo], sample: dict[str, Any], rng: random.Ra
     for column in columns:
         if column.name in sample:
             row[column.name] = sample[column.name]
+        elif column.generated:
+            continue
         elif column.in_key and not column.auto_increment:
             row[column.name] = key_value(column, rng)
         elif not column.nullable and not column.has_default and not column.auto_increment:

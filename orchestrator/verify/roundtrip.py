@@ -15,7 +15,16 @@ from typing import Any
 from orchestrator.cancel import CancelToken
 from orchestrator.database.probe import filter_events
 from orchestrator.database.sqltext import quote_identifier
-from orchestrator.verify.markers import ColumnInfo, changed_value, insert_sql, marker_row, read_columns, where_keys
+from orchestrator.verify.markers import (
+    ColumnInfo,
+    changed_value,
+    foreign_key_columns,
+    insert_sql,
+    marker_row,
+    read_columns,
+    update_column,
+    where_keys,
+)
 
 CONSTRAINT_ERRORS = {1451, 1452, 3819, 4025, 1364, 1048, 1265, 1366}  # FK, CHECK, NOT NULL, bad value
 
@@ -29,7 +38,11 @@ class RoundTrip:
 
 
 def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, view_type: str,
-               sample: dict[str, Any], timeout: float, grace: float, cancel: CancelToken) -> RoundTrip:
+               sample: dict[str, Any], timeout: float, grace: float, cancel: CancelToken,
+               commit: bool = True) -> RoundTrip:
+    """`commit=False`: all four writes in one transaction, rolled back, so nothing they did (the user's
+    own triggers included) remains, even if verify is killed; for direct delivery, which emits at
+    statement time as Aurora's lambda_async does."""
     import pymysql
 
     result = RoundTrip(table=f"{schema}.{table}")
@@ -38,9 +51,14 @@ def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *,
     rng = random.Random()
     row = _unused_marker(conn, schema, table, columns, sample, rng)
     keys = {c.name: row[c.name] for c in keys_cols if c.name in row}
-    update_col = next((c for c in columns if not c.in_key and changed_value(c, row.get(c.name)) is not None), None)
+    update_col = update_column(columns, row, sample, foreign_key_columns(conn, schema, table))
     since_ms = int(time.time() * 1000) - 2000
     commits: dict[str, float] = {}
+
+    def end_statement() -> None:
+        if commit:
+            conn.commit()
+
     try:
         with conn.cursor() as cursor:
             try:
@@ -51,19 +69,20 @@ def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *,
                                           if code in CONSTRAINT_ERRORS else "")
                 result.detail = f"could not insert a marker row: {err.args[-1]}{hint}"
                 return result
-            conn.commit()
+            keys.update({c.name: cursor.lastrowid for c in keys_cols if c.auto_increment and c.name not in keys})
+            end_statement()
             commits["INSERT"] = time.time()
             target = f"{quote_identifier(schema)}.{quote_identifier(table)}"
             if update_col is not None:
                 new = changed_value(update_col, row.get(update_col.name))
                 update = f"UPDATE {target} SET {quote_identifier(update_col.name)} = %s WHERE {where_keys(keys)}"
                 cursor.execute(update, (new, *keys.values()))
-                conn.commit()
+                end_statement()
                 commits["MODIFY"] = time.time()
                 cursor.execute(update, (new, *keys.values()))  # changes nothing: must emit nothing
-                conn.commit()
+                end_statement()
             cursor.execute(f"DELETE FROM {target} WHERE {where_keys(keys)}", tuple(keys.values()))
-            conn.commit()
+            end_statement()
             commits["REMOVE"] = time.time()
     finally:
         _remove_marker(conn, schema, table, keys)

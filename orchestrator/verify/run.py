@@ -26,10 +26,12 @@ class CheckResult:
 
 def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None,
            timeout: float | None = None) -> list[CheckResult]:
+    """Writes only to our canary unless `user_tables` (--tables), in the sandbox too: writing to a
+    user's table fires their own triggers and advances AUTO_INCREMENT counters."""
     from orchestrator.lifecycle import context_for
 
     ctx = context_for(config, ui, cancel)
-    include_users = user_tables if user_tables is not None else config.project.target == "local"
+    include_users = bool(user_tables)
     target = config.project.target
     wait = timeout or LOG_TIMEOUT[target]
     try:
@@ -59,7 +61,8 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
         ctx.close()
     if not include_users:
         results.append(CheckResult("round trip on user tables", True,
-                                   "skipped on AWS: it emits real events to the consumer; pass --tables to run it"))
+                                   "not run: writing to your tables emits real events and has side effects "
+                                   "(your own triggers, AUTO_INCREMENT counters); pass --tables to run it"))
     _show(results, ui)
     failed = [r.name for r in results if not r.ok]
     if failed:
@@ -112,15 +115,25 @@ def _drift(ctx: Any) -> CheckResult:
 
 def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str,
                 wait: float) -> CheckResult:
+    from orchestrator.verify.markers import other_triggers
     from orchestrator.verify.roundtrip import round_trip
 
-    name = f"round trip on {schema}.{table}" if schema != _canary()[0] else "round trip on the canary"
+    user_table = schema != _canary()[0]
+    name = f"round trip on {schema}.{table}" if user_table else "round trip on the canary"
+    # A user's table keeps nothing of ours: direct delivery emits at statement time, so its round trip
+    # is rolled back whole; outbox delivery needs commits, so the user's own triggers would leave rows.
+    commit = not user_table or ctx.config.stream.delivery == "outbox"
     conn = ctx.session.connect("app")  # as users write: the triggers run in their definer's context
     conn.autocommit(False)
     try:
+        others = other_triggers(conn, schema, table) if user_table and commit else []
+        if others:
+            return CheckResult(name, False, f"not run: its own triggers ({', '.join(others)}) would fire on committed "
+                               "marker rows and leave what they write; outbox delivery needs commits (direct "
+                               "delivery's round trip is rolled back)")
         result = round_trip(conn, ctx.aws.client("logs"), ctx.deployment.log_group, schema, table,
                             view_type=ctx.config.stream.view_type, sample=sample, timeout=wait,
-                            grace=GRACE[target], cancel=ctx.cancel)
+                            grace=GRACE[target], cancel=ctx.cancel, commit=commit)
     finally:
         conn.close()
     latency = " / ".join(f"{v:.0f}" for v in result.latencies_ms.values())

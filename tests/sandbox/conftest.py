@@ -74,3 +74,31 @@ def root_connection(config_path: Path) -> Any:
 ROUTE_INSERT = ("INSERT INTO `flights`.`routes` (`airportFrom`, `airportTo`, `operator`, `group`, `carrierCode`) "
                 "VALUES (%s, %s, 'op', 'grp', %s)")
 ROUTE_UPDATE = "UPDATE `flights`.`routes` SET `carrierCode` = %s WHERE `airportFrom` = %s AND `airportTo` = %s"
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Any:
+    """One sandbox for the module, up before and down after, in a folder other users may enter (so
+    only .rds-streams/ itself can keep them out)."""
+    import shutil
+    import tempfile
+
+    from orchestrator.cli import main
+
+    folder = Path(tempfile.mkdtemp(prefix="rds-streams-sandbox-"))
+    folder.chmod(0o755)
+    config_path = local_config(folder)
+    assert main(["up", "--config", str(config_path), "--yes", "--output", "json"]) == 0
+    yield config_path
+    assert main(["down", "--config", str(config_path), "--yes", "--output", "json"]) == 0
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def snapshot(conn: Any, tables: list[str]) -> dict[str, Any]:
+    """Every row of each `flights` table, in key order: to compare before and after."""
+    with conn.cursor() as cursor:
+        result = {}
+        for table in tables:
+            cursor.execute(f"SELECT * FROM `flights`.`{table}` ORDER BY 1")
+            result[table] = cursor.fetchall()
+        return result

@@ -37,7 +37,7 @@ def test_up_verify_tunnel_logs_down(local_sandbox, cli):
     assert outcomes["migrations"] == outcomes["grants"] == outcomes["triggers"] == "already done"
     assert not [o for o in out if o["type"] == "stack_event"], "a second up deploys nothing"
 
-    code, out = cli("verify", "--config", config)
+    code, out = cli("verify", "--config", config, "--tables")
     assert code == 0, out
     assert all(c["ok"] for c in checks(out).values())
     assert {"lambda_async probe", "round trip on the canary", "round trip on flights.routes"} <= set(checks(out))

@@ -94,7 +94,7 @@ def test_a_lambda_role_granted_but_not_default_fails_the_app_users_writes_and_ve
             canary_write(conn, f"rds-streams-smoke-{uuid.uuid4().hex[:16]}")  # what up's smoke test writes
         assert "no active Lambda role" in (smoke.value.hint or "")
 
-        code, out = cli("verify", "--config", str(deployed), "--timeout", "3")
+        code, out = cli("verify", "--config", str(deployed), "--tables", "--timeout", "3")
         failed = {o["name"]: o["detail"] for o in out if o["type"] == "check" and not o["ok"]}
         assert code == 1
         assert "Invoke Lambda privilege" in failed["round trip on the canary"]

@@ -25,7 +25,7 @@ def deployed(tmp_path_factory):
 
 
 def failed_checks(cli, config_path):
-    code, out = cli("verify", "--config", str(config_path), "--timeout", "3")
+    code, out = cli("verify", "--config", str(config_path), "--timeout", "3", "--tables")
     return code, {o["name"]: o["detail"] for o in out if o["type"] == "check" and not o["ok"]}
 
 
