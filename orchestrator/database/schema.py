@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.database.sqltext import quote_identifier, split_statements
 from orchestrator.database.tunnel import is_connection_lost
 from orchestrator.errors import OperationFailed
+from orchestrator.resources import sql_text
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from orchestrator.config import Config
 
 BOOKKEEPING_SCHEMA = "rds_streams"
-BOOKKEEPING_SQL = Path(__file__).resolve().parents[2] / "sql" / "bookkeeping.sql"
 
 _SELECT_RECORD = """
     SELECT `file_name`, `checksum`, `statements_total`, `statements_done`, `applied_at`
@@ -161,7 +161,7 @@ def _record(conn: Connection, database: str) -> tuple[str, str, int, int, dt.dat
 
 def _ensure_bookkeeping(conn: Connection) -> None:
     with conn.cursor() as cursor:
-        for statement in split_statements(BOOKKEEPING_SQL.read_text(encoding="utf-8"), source=str(BOOKKEEPING_SQL)):
+        for statement in split_statements(sql_text("bookkeeping.sql"), source="bookkeeping.sql"):
             cursor.execute(statement)
 
 
