@@ -45,6 +45,14 @@ class AwsClients:
             self._clients[service] = self._session.client(service, **options)
         return self._clients[service]
 
+    def cli_environment(self) -> dict[str, str]:
+        """What the aws CLI needs in its environment to reach what these clients reach (the sandbox's moto
+        takes the sandbox's credentials; on AWS, the user's own environment already has what it needs)."""
+        if not self.endpoint_url:
+            return {}
+        return {"AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"]}
+
     def account_id(self) -> str:
         return self.client("sts").get_caller_identity()["Account"]
 

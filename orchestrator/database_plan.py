@@ -21,8 +21,8 @@ def plan_database(ctx: UpContext) -> bool:
     except OperationFailed as err:
         ui.emit("database_plan", reachable=False, reason=str(err))
         names = ", ".join(t.name for t in config.stream.tables)
-        ui.say(f"[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
-               f"triggers for {names}[/]")
+        ui.say("[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
+               "triggers for {names}[/]", err=err, names=names)
         return True
     schema = ctx.session.run(lambda conn: schema_status(conn, config), "the schema check")
     plan, check = grant_plan(ctx), login_check(ctx)
@@ -38,15 +38,15 @@ def plan_database(ctx: UpContext) -> bool:
             triggers=[{"table": t.table, "columns": list(t.columns),
                        "changes": [{"name": c.name, "action": c.action, "reason": c.reason} for c in t.changes]}
                       for t in tables])
-    ui.say(f"[bold]database[/] {config.database.name} on {deployment.cluster_id}")
-    ui.say(f"  schema {schema.state.value}: {schema.details}")
+    ui.say("[bold]database[/] {name} on {cluster}", name=config.database.name, cluster=deployment.cluster_id)
+    ui.text(f"  schema {schema.state.value}: {schema.details}")
     for line in grants.missing:
-        ui.say(f"  grants: {line}")
+        ui.text(f"  grants: {line}")
     for table in tables:
         for change in table.changes:
             if change.action != "unchanged":
-                ui.say(f"  trigger {change.name}: {change.action} ({change.reason}); "
-                       f"columns {', '.join(table.columns)}")
+                ui.text(f"  trigger {change.name}: {change.action} ({change.reason}); "
+                        f"columns {', '.join(table.columns)}")
     triggers_change = any(t.needs_work for t in tables)
     if schema.state is SchemaState.APPLIED and grants.done and not triggers_change:
         ui.say("  [dim]no database changes[/]")

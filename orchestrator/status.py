@@ -69,23 +69,29 @@ def _database(ctx: Any) -> dict[str, Any]:
 
 def _show(report: dict[str, Any], ui: UI) -> None:
     ui.emit("status", **report)
-    ui.say(f"[bold]target[/] {report['target']} ({report['region']})")
+    ui.say("[bold]target[/] {target} ({region})", target=report["target"], region=report["region"])
     for name, pid in report.get("sandbox", {}).items():
-        ui.say(f"  sandbox {name}: {'running, pid ' + str(pid) if pid else '[red]not running[/]'}")
+        if pid:
+            ui.say("  sandbox {name}: running, pid {pid}", name=name, pid=pid)
+        else:
+            ui.say("  sandbox {name}: [red]not running[/]", name=name)
     for stack, status in report.get("stacks", {}).items():
-        ui.say(f"  stack {stack}: {status or '[dim]not deployed[/]'}")
+        ui.say("  stack {stack}: " + ("{status}" if status else "[dim]not deployed[/]"), stack=stack, status=status)
     for name, value in report.get("endpoints", {}).items():
-        ui.say(f"  {name}: {value}")
+        ui.text(f"  {name}: {value}")
     if "outbox" in report:
         outbox = report["outbox"]
         age = f", oldest {outbox['oldest_seconds']:.1f} s" if outbox["oldest_seconds"] is not None else ""
-        ui.say(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
+        ui.text(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
     for name, depth in report.get("dead_letters", {}).items():
-        ui.say(f"  dead letters ({name.replace('_', ' ')}): {depth}")
+        ui.text(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")
     if isinstance(triggers, str):
-        ui.say(f"  triggers: {triggers}")
+        ui.text(f"  triggers: {triggers}")
     for table, t in (triggers or {}).items() if isinstance(triggers, dict) else ():
-        state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
-            f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
-        ui.say(f"  triggers {table}: {t['installed']}/{t['expected']} installed, {state}")
+        counts = f"{t['installed']}/{t['expected']} installed"
+        if t["in_sync"]:
+            ui.say("  triggers {table}: {counts}, [green]in sync[/]", table=table, counts=counts)
+        else:
+            drift = "; ".join(f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
+            ui.say("  triggers {table}: {counts}, [red]drift[/]: {drift}", table=table, counts=counts, drift=drift)

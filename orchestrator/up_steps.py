@@ -100,8 +100,9 @@ class OpenTunnel:
 
     def run(self, ctx: UpContext) -> None:
         tunnel = ctx.session.tunnel()
-        ctx.ui.say(f"  through {ctx.deployment.bastion_host}:{ctx.deployment.bastion_port} on "
-                   f"127.0.0.1:{tunnel.local_port} (connect and auth {tunnel.connect_seconds * 1000:.0f} ms)")
+        ctx.ui.say("  through {host}:{port} on 127.0.0.1:{local} (connect and auth {ms:.0f} ms)",
+                   host=ctx.deployment.bastion_host, port=ctx.deployment.bastion_port, local=tunnel.local_port,
+                   ms=tunnel.connect_seconds * 1000)
 
 
 class ApplySchema:
@@ -114,17 +115,15 @@ class ApplySchema:
         if status.state is SchemaState.CHANGED:
             if ctx.reapply_schema:
                 return False
-            from rich.markup import escape
-
             ctx.ui.emit("schema_changed", details=status.details)
-            ctx.ui.say(f"[yellow]![/] {escape(status.details)}")
+            ctx.ui.say("[yellow]![/] {details}", details=status.details)
         return status.state is not SchemaState.PENDING
 
     def run(self, ctx: UpContext) -> None:
         from orchestrator.database.schema import apply_schema
 
         result = ctx.session.run(lambda conn: apply_schema(conn, ctx.config, force=ctx.reapply_schema), "the schema")
-        ctx.ui.say(f"  {result.statements_run} statement(s) from {ctx.config.database.schema_file}")
+        ctx.ui.say("  {n} statement(s) from {file}", n=result.statements_run, file=ctx.config.database.schema_file)
 
 
 def grant_plan(ctx: UpContext) -> Any:
@@ -156,7 +155,7 @@ class EnsureGrants:
         plan, check = grant_plan(ctx), login_check(ctx)
         status = ctx.session.run(lambda conn: ensure_grants(conn, plan, login_check=check), "the grants")
         for line in status.missing:
-            ctx.ui.say(f"  {line}")
+            ctx.ui.text(f"  {line}")
 
 
 class InstallOutbox:
@@ -251,7 +250,7 @@ class InstallTriggers:
         for plan in plans:
             for change in plan.changes:
                 if change.action != "unchanged":
-                    ctx.ui.say(f"  {plan.table}: {change.action} {change.name} ({change.reason})")
+                    ctx.ui.text(f"  {plan.table}: {change.action} {change.name} ({change.reason})")
 
 
 class SmokeTest:
@@ -280,4 +279,4 @@ class SmokeTest:
                                   f"within {self.timeout:.0f} s",
                                   hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
         latency = found[0]["timestamp"] / 1000 - started
-        ctx.ui.say(f"  probe {marker} logged by the consumer after {latency * 1000:.0f} ms")
+        ctx.ui.text(f"  probe {marker} logged by the consumer after {latency * 1000:.0f} ms")
