@@ -95,7 +95,7 @@ _MIGRATION_HEADER = """\
 """
 
 _TABLE = """[[stream.tables]]
-name = "{name}"             # columns and keys are read from information_schema
+name = "{name}"  # columns and keys are read from information_schema
 # sample = {{ col = "..." }}  # values `verify --tables` may use where constraints defeat generated ones
 """
 
@@ -105,8 +105,8 @@ _CONFIG = """\
 # deploys to your account: the NAT gateway and Aurora bill by the hour until `rds-streams down`.
 
 [project]
-name = "{name}"             # stack-name prefix and ownership tag
-target = "{target}"            # "local": offline sandbox on this machine; "aws": your AWS account
+name = "{name}"  # stack-name prefix and ownership tag
+target = "{target}"  # "local": offline sandbox on this machine; "aws": your AWS account
 region = "{region}"
 
 [network]
@@ -118,12 +118,12 @@ engine_version = "8.0.mysql_aurora.3.10.3"   # Aurora MySQL 3; 5.7.mysql_aurora.
 instance_class = "db.t4g.medium"
 instances = 1
 name = "flights"            # the schema your tables live in
-schema = "{migration}"   # SQL applied once, relative to this file
+schema = "{migration}"  # SQL applied once, relative to this file
 deletion = "delete"         # what `down` does with the cluster: "delete" | "snapshot"
 
 [bastion]
 instance_type = "t4g.nano"
-allowed_cidr = "{cidr}"   # who may SSH in; 0.0.0.0/0 is refused
+allowed_cidr = "{cidr}"  # who may SSH in; 0.0.0.0/0 is refused
 local_port = 33306          # `rds-streams tunnel` listens here
 
 [consumer]

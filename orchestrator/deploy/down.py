@@ -36,11 +36,10 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
     if existing:
         names = ", ".join(states[k].name for k in reversed(existing))
         cluster_note = ("" if "database" not in existing else
-                        " The Aurora cluster and its data go with them" + (
-                            ", after a final snapshot." if config.database.deletion == "snapshot" else
-                            " (no final snapshot: database.deletion = \"delete\")."))
-        ui.confirm("Delete the stacks {names}?{note} Delete now?", why=f"down deletes {names}", names=names,
-                   note=cluster_note)
+                        ", and with them the Aurora cluster and its data" + (
+                            " (a final snapshot is kept)" if config.database.deletion == "snapshot" else
+                            " (no final snapshot: database.deletion = \"delete\")"))
+        ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
             for stack in watched:
