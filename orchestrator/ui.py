@@ -62,12 +62,12 @@ class UI:
 
     @property
     def json(self) -> bool:
-        return self.output is OutputFormat.JSON
+        return self.output == OutputFormat.JSON
 
     @property
     def live(self) -> bool:
         """A live progress display only on a terminal, and never when JSON is asked for."""
-        return self.output is OutputFormat.TEXT and self.console.is_terminal
+        return self.output == OutputFormat.TEXT and self.console.is_terminal
 
     @property
     def interactive(self) -> bool:
@@ -94,19 +94,19 @@ class UI:
         `template` is our own literal text and may carry markup; each `{name}` in it is filled with
         `data[name]` printed literally.
         """
-        if self.output is OutputFormat.TEXT:
+        if self.output == OutputFormat.TEXT:
             self._print(compose(template, data))
 
     def text(self, line: str, style: str = "") -> None:
         """A line of data, printed literally (in text mode)."""
-        if self.output is OutputFormat.TEXT:
+        if self.output == OutputFormat.TEXT:
             from rich.text import Text
 
             self._print(Text(line, style=style))
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Cell]], *, title: str | None = None) -> None:
         """Rows under a header: aligned columns on a terminal, plain lines elsewhere (no box, no wrap)."""
-        if self.output is not OutputFormat.TEXT:
+        if self.output != OutputFormat.TEXT:
             return
         rows = [[_cell(c) for c in row] for row in rows]
         if not self.console.is_terminal:

@@ -1,0 +1,161 @@
+"""The command line as people and scripts meet it, without any service running: help, usage errors,
+init, config messages, and data printed literally."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from orchestrator.cli import app, main
+from orchestrator.config import load_config
+from orchestrator.ui import UI, OutputFormat, Styled
+from tests.factories import write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+MARKUP_LOOKING = [":secret:", "[/]", "[bold]", "[[x]]", "[red]x[/red]", ":smile:", "\\"]
+BOX = re.compile("[─│┌┐└┘├┤┬┴┼╭╮╰╯━┃┏┓┗┛═║]")
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_dash_h_and_shows_flags_without_a_value_placeholder(command, capsys):
+    assert main([command, "-h"]) == 0
+    text = capsys.readouterr().out
+    assert "-h, --help" in text
+    assert "<bool>" not in text and "BOOLEAN" not in text
+    assert not BOX.search(text), "help is plain text"
+    if command in ("up", "down"):
+        assert re.search(r"^\s+-y, --yes\s+Do not ask", text, re.MULTILINE)
+
+
+def test_yes_is_a_flag_so_a_value_after_it_is_refused_as_bad_usage(capsys):
+    assert main(["down", "--yes", "true"]) == 2
+
+
+def test_shell_completion_is_offered(capsys):
+    assert main(["-h"]) == 0
+    text = capsys.readouterr().out
+    assert "--install-completion" in text and "--show-completion" in text
+
+
+def test_a_usage_error_in_json_mode_is_an_error_object_then_a_result(capsys):
+    assert main(["up", "--no-such-flag", "--output", "json"]) == 2
+    objects = json_lines(capsys.readouterr().out)
+    assert [o["type"] for o in objects] == ["error", "result"]
+    assert objects[0]["exit_code"] == 2 and "--no-such-flag" in objects[0]["message"]
+    assert objects[1] == {"type": "result", "ok": False, "exit_code": 2, "summary": objects[0]["message"]}
+
+
+def test_a_bad_config_in_json_mode_is_an_error_object_on_stdout_not_stderr(tmp_path, capsys):
+    path = write_config(tmp_path, {"database": {"shema": "x.sql"}})
+    assert main(["plan", "--config", str(path), "--output", "json"]) == 2
+    captured = capsys.readouterr()
+    objects = json_lines(captured.out)
+    assert [o["type"] for o in objects] == ["error", "result"]
+    assert "did you mean 'schema'?" in objects[0]["message"]
+    assert objects[1]["ok"] is False and objects[1]["exit_code"] == 2
+    assert captured.err == ""
+
+
+def test_an_unknown_config_key_suggests_the_close_one(tmp_path):
+    path = write_config(tmp_path, {"bastion": {"allowed_cdir": "10.1.2.3/32"}, "projet": {"name": "x"}})
+    with pytest.raises(Exception) as err:
+        load_config(path)
+    assert "[bastion] allowed_cdir: unknown key; did you mean 'allowed_cidr'?" in str(err.value)
+    assert "[projet]: unknown key; did you mean 'project'?" in str(err.value)
+
+
+def test_init_off_a_terminal_writes_a_config_and_migration_that_load_as_they_are(tmp_path, capsys):
+    target = tmp_path / "new"
+    assert main(["init", str(target), "--output", "json"]) == 0
+    objects = json_lines(capsys.readouterr().out)
+    assert objects[-1]["type"] == "result" and objects[-1]["ok"] is True
+    assert any(c.startswith("rds-streams up") for c in objects[-1]["next"])
+    config = load_config(target / "config.toml")
+    assert config.project.target == "local" and [t.name for t in config.stream.tables] == ["routes"]
+    assert config.bastion.allowed_cidr == "127.0.0.1/32"
+    migration = (target / config.database.schema_file).read_text()
+    assert "CREATE TABLE IF NOT EXISTS `routes`" in migration
+    assert config.database.schema_file == "sql/migrations/V1__routes.sql"
+    assert "#" in (target / "config.toml").read_text(), "the config is commented"
+
+
+def test_init_takes_every_answer_as_a_flag(tmp_path):
+    assert main(["init", str(tmp_path), "--target", "aws", "--region", "us-east-2", "--allowed-cidr",
+                 "198.51.100.4/32", "--table", "routes", "--table", "orders"]) == 0
+    raw = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert raw["project"] == {"name": "rds-streams", "target": "aws", "region": "us-east-2"}
+    assert raw["bastion"]["allowed_cidr"] == "198.51.100.4/32"
+    assert [t["name"] for t in raw["stream"]["tables"]] == ["routes", "orders"]
+
+
+def test_init_refuses_aws_without_an_allowed_cidr_off_a_terminal_and_writes_nothing(tmp_path):
+    assert main(["init", str(tmp_path), "--target", "aws"]) == 2
+    assert not (tmp_path / "config.toml").exists()
+    assert main(["init", str(tmp_path), "--target", "aws", "--allowed-cidr", "0.0.0.0/0"]) == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_init_never_overwrites_without_force(tmp_path):
+    assert main(["init", str(tmp_path)]) == 0
+    (tmp_path / "config.toml").write_text("# mine\n")
+    assert main(["init", str(tmp_path)]) == 2
+    assert (tmp_path / "config.toml").read_text() == "# mine\n"
+    assert main(["init", str(tmp_path), "--force"]) == 0
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_data_that_looks_like_markup_is_printed_literally(terminal):
+    out = io.StringIO()
+    ui = UI(console=Console(file=out, force_terminal=terminal, width=60, color_system="standard" if terminal else None))
+    for data in MARKUP_LOOKING:
+        ui.say("[green]deleted[/] {name} [dim]({why})[/]", name=data, why=data)
+        ui.text(data)
+    ui.table(("check", "result"), [(data, Styled(data, "red")) for data in MARKUP_LOOKING], title="[x]")
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    for data in MARKUP_LOOKING:
+        assert f"deleted {data} ({data})" in plain
+        assert data in plain.splitlines()
+    assert "㊙" not in plain and "😄" not in plain
+    assert "[x]" in plain
+    if not terminal:
+        assert not BOX.search(plain) and "\x1b" not in plain
+
+
+def test_piped_lines_are_never_wrapped():
+    out = io.StringIO()
+    ui = UI(console=Console(file=out, width=40))
+    long = "x" * 200
+    ui.say("{v}", v=long)
+    ui.table(("a", "b"), [(long, long)])
+    assert long in out.getvalue().splitlines()[0]
+    assert out.getvalue().splitlines()[-1] == f"{long}  {long}"
+
+
+def test_json_lines_carry_iso_utc_times_and_numbers_as_numbers():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    out = io.StringIO()
+    UI(console=Console(file=out), output=OutputFormat.JSON).emit(
+        "x", at=datetime(2026, 12, 2, 17, 0, tzinfo=UTC), n=Decimal("12.50"), k=Decimal("3"), absent=None)
+    assert json.loads(out.getvalue()) == {"type": "x", "at": "2026-12-02T17:00:00.000Z", "n": 12.5, "k": 3,
+                                         "absent": None}
+
+
+def test_every_package_of_the_checkout_is_in_the_wheel():
+    from setuptools import find_packages
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert set(find_packages(str(ROOT), include=["orchestrator*", "blueprints*"])) <= set(declared)
+    assert "orchestrator.sql" in declared
