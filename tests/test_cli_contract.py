@@ -159,3 +159,25 @@ def test_every_package_of_the_checkout_is_in_the_wheel():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert set(find_packages(str(ROOT), include=["orchestrator*", "blueprints*"])) <= set(declared)
     assert "orchestrator.sql" in declared
+
+
+def test_region_option_overrides_the_config_and_is_validated_like_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # restored afterwards: --region sets it for the process
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    path = write_config(tmp_path, {"project": {"target": "local"}})
+    assert main(["status", "--config", str(path), "--region", "us-west-2", "--output", "json"]) == 0
+    status = next(o for o in json_lines(capsys.readouterr().out) if o["type"] == "status")
+    assert status["region"] == "us-west-2"
+    assert main(["status", "--config", str(path), "--region", "mars-1", "--output", "json"]) == 2
+    assert "[project] region" in json_lines(capsys.readouterr().out)[0]["message"]
+
+
+def test_profile_option_is_the_profile_boto3_uses_on_aws(tmp_path, capsys, monkeypatch):
+    # Real AWS is never reached: boto3 refuses the unknown profile before any call.
+    monkeypatch.setenv("AWS_PROFILE", "default")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    path = write_config(tmp_path, {"project": {"target": "aws"}})
+    assert main(["status", "--config", str(path), "--profile", "rds-streams-no-such-profile", "--output", "json"]) == 1
+    error = json_lines(capsys.readouterr().out)[0]
+    assert error["type"] == "error" and "rds-streams-no-such-profile" in error["message"]

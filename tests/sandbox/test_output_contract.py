@@ -247,6 +247,7 @@ def test_every_json_line_has_its_documented_shape_and_records_are_the_ones_logge
     assert [o["type"] for o in lines["a missing config"]] == ["error", "result"] and code == 2
     assert lines["a missing config"][-1]["ok"] is False and lines["a missing config"][-1]["exit_code"] == 2
     assert {o["outcome"] for o in lines["verify"] if o["type"] == "check"} == {"pass", "note"}
+    assert lines["up --yes"][-1]["next"][0].startswith("rds-streams verify"), "up ends with what to run next"
 
     everything = [o for o in lines["logs --since 10m --all"] if o["type"] == "record"]
     starts: dict[str, set[str]] = {}
