@@ -90,6 +90,7 @@ def show_logs(config: Config, ui: UI, cancel: CancelToken, *, follow: bool, sinc
 
     only = only or LogFilter()
     start = since_ms(since)
+    _warn_unknown_tables(config, only, ui)
     ctx = context_for(config, ui, cancel)
     logs = ctx.aws.client("logs")
     group = f"/aws/lambda/{config.consumer.function_name}"
@@ -152,6 +153,17 @@ def _print(events: list[dict[str, Any]], ui: UI, only: LogFilter, tally: LogTall
         flush()
         ui.text(f"{_clock(event['timestamp'])} {message.rstrip()}", style="dim")
     flush()
+
+
+def _warn_unknown_tables(config: Config, only: LogFilter, ui: UI) -> None:
+    """A --table that is not streamed may still have old records, so it is a warning, with a suggestion."""
+    from orchestrator.config import did_you_mean
+
+    known = [t.name for t in config.stream.tables] + [f"{config.database.name}.{t.name}" for t in config.stream.tables]
+    for table in only.tables:
+        if table.lower() not in {k.lower() for k in known} and not table.lower().startswith(f"{OUR_SCHEMA}."):
+            ui.say("[yellow]![/] --table {table}: not in {where}{hint}", table=table, where="[[stream.tables]]",
+                   hint=did_you_mean(table, known))
 
 
 def _matches(record: dict[str, Any], only: LogFilter) -> bool:

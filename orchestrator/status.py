@@ -76,7 +76,10 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         else:
             ui.say("  sandbox {name}: [red]not running[/]", name=name)
     for stack, status in report.get("stacks", {}).items():
-        ui.say("  stack {stack}: " + ("{status}" if status else "[dim]not deployed[/]"), stack=stack, status=status)
+        if status:
+            ui.say("  stack {stack}: {status}", stack=stack, status=status)
+        else:
+            ui.say("  stack {stack}: [dim]not deployed[/]", stack=stack)
     for name, value in report.get("endpoints", {}).items():
         ui.text(f"  {name}: {value}")
     if "outbox" in report:

@@ -181,3 +181,37 @@ def test_profile_option_is_the_profile_boto3_uses_on_aws(tmp_path, capsys, monke
     assert main(["status", "--config", str(path), "--profile", "rds-streams-no-such-profile", "--output", "json"]) == 1
     error = json_lines(capsys.readouterr().out)[0]
     assert error["type"] == "error" and "rds-streams-no-such-profile" in error["message"]
+
+
+def test_our_templates_hold_only_style_tags_and_never_data():
+    """Data reaches `say`/`confirm`/`ask` only as fields; a template is our literal text (an f-string there
+    would let a value such as `[/]` or `:secret:` be read as markup)."""
+    import ast
+
+    styles = {"[/]", "[bold]", "[dim]", "[green]", "[red]", "[yellow]"}
+    problems = []
+    for path in sorted((ROOT / "orchestrator").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("say", "confirm", "ask") and node.args
+                    and ast.unparse(node.func.value).split(".")[-1] == "ui"):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            parts = [n for n in ast.walk(node.args[0]) if isinstance(n, ast.Constant | ast.JoinedStr | ast.Name
+                                                                         | ast.Call | ast.Attribute)]
+            if any(not isinstance(n, ast.Constant) for n in parts):
+                problems.append(f"{where}: the template is not a literal")
+            for constant in (n for n in parts if isinstance(n, ast.Constant) and isinstance(n.value, str)):
+                tags = set(re.findall(r"\[[^\]]*\]", constant.value)) - styles
+                if tags:
+                    problems.append(f"{where}: {sorted(tags)} would be read as markup")
+    assert problems == []
+
+
+def test_logs_warns_about_a_table_that_is_not_streamed_and_suggests_one(tmp_path):
+    from orchestrator.logs_view import LogFilter, _warn_unknown_tables
+
+    out = io.StringIO()
+    _warn_unknown_tables(load_config(write_config(tmp_path)), LogFilter(tables=("rutes", "flights.routes")),
+                         UI(console=Console(file=out)))
+    assert out.getvalue() == "! --table rutes: not in [[stream.tables]]; did you mean 'routes'?\n"
