@@ -215,3 +215,42 @@ def test_logs_warns_about_a_table_that_is_not_streamed_and_suggests_one(tmp_path
     _warn_unknown_tables(load_config(write_config(tmp_path)), LogFilter(tables=("rutes", "flights.routes")),
                          UI(console=Console(file=out)))
     assert out.getvalue() == "! --table rutes: not in [[stream.tables]]; did you mean 'routes'?\n"
+
+
+def test_init_at_a_terminal_asks_target_region_cidr_and_tables(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "init", str(tmp_path)], stdin=follower,
+                               stdout=follower, stderr=follower, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
+    os.close(follower)
+    import select
+
+    seen, answers = "", iter(["aws", "us-east-2", "198.51.100.7/32", "routes, orders"])
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        if not select.select([leader], [], [], 0.2)[0]:
+            continue
+        try:
+            seen += re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", os.read(leader, 4096).decode(errors="replace"))
+        except OSError:
+            break
+        if seen.endswith(": "):  # a question waits for its answer
+            os.write(leader, (next(answers, "") + "\n").encode())
+            seen += "\n"
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    os.close(leader)
+    text = seen
+    assert process.returncode == 0, text
+    for question in ("Target", "AWS region", "Who may SSH", "Tables to stream"):
+        assert question in text
+    raw = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert (raw["project"]["target"], raw["project"]["region"]) == ("aws", "us-east-2")
+    assert raw["bastion"]["allowed_cidr"] == "198.51.100.7/32"
+    assert [t["name"] for t in raw["stream"]["tables"]] == ["routes", "orders"]
