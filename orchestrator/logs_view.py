@@ -48,6 +48,7 @@ class LogTally:
     records: int = 0
     lines: int = 0
     hidden: int = 0
+    records_shown: bool = False  # the column header is printed once, above the first rows
     request_ids: dict[str, str] = field(default_factory=dict)  # log stream -> the invocation it is in
 
 
@@ -120,7 +121,8 @@ def _print(events: list[dict[str, Any]], ui: UI, only: LogFilter, tally: LogTall
 
     def flush() -> None:
         if rows:
-            ui.table(("time", "event", "table", "keys", "changed"), rows)
+            ui.table(("time", "event", "table", "keys", "changed"), rows, header=not tally.records_shown)
+            tally.records_shown = True
             rows.clear()
 
     for event in sorted(events, key=lambda e: (e["timestamp"], e.get("ingestionTime", 0))):

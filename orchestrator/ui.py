@@ -104,32 +104,33 @@ class UI:
 
             self._print(Text(line, style=style))
 
-    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Cell]], *, title: str | None = None) -> None:
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Cell]], *, title: str | None = None,
+              header: bool = True) -> None:
         """Rows under a header: aligned columns on a terminal, plain lines elsewhere (no box, no wrap)."""
         if self.output != OutputFormat.TEXT:
             return
         rows = [[_cell(c) for c in row] for row in rows]
         if not self.console.is_terminal:
-            self._plain_table(columns, rows, title)
+            self._plain_table(columns, rows, title, header)
             return
         from rich.table import Table
         from rich.text import Text
 
         table = Table(title=Text(title, style="bold") if title else None, title_justify="left", box=None,
-                      header_style="bold")
+                      header_style="bold", show_header=header)
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(Text(c.text, style=c.style) for c in row))
         self.console.print(table)
 
-    def _plain_table(self, columns: Sequence[str], rows: list[list[Styled]], title: str | None) -> None:
+    def _plain_table(self, columns: Sequence[str], rows: list[list[Styled]], title: str | None, header: bool) -> None:
         from rich.text import Text
 
         widths = [max([len(col)] + [len(r[i].text) for r in rows]) for i, col in enumerate(columns)]
         if title:
             self._print(Text(title))
-        for cells in [list(columns)] + [[c.text for c in r] for r in rows]:
+        for cells in ([list(columns)] if header else []) + [[c.text for c in r] for r in rows]:
             line = "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
             self._print(Text(line))
 
