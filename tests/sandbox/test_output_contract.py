@@ -92,11 +92,11 @@ class Writer(threading.Thread):
     def run(self) -> None:
         config = load_config(self.config_path)
         while not self.stop.is_set():
-            state = Sandbox(config).state()
             try:
+                state = Sandbox(config).state()
                 conn = state.root_connection() if state else None
-            except Exception:
-                conn = None  # the sandbox is not up yet, or already down
+            except Exception:  # noqa: BLE001 - the sandbox is not up yet (or its state file is being written)
+                conn = None
             if conn is None:
                 self.stop.wait(0.2)
                 continue
