@@ -150,7 +150,7 @@ class UI:
                              hint="review it with `rds-streams plan`, then pass --yes")
         from rich.prompt import Confirm
 
-        if not Confirm.ask(compose(question, data), console=self.console, default=False):
+        if not Confirm.ask(compose(question, data), console=self._prompt_console(), default=False):
             raise Cancelled("nothing was changed: you answered no")
 
     def ask(self, question: str, default: str, **data: Any) -> str:
@@ -159,7 +159,16 @@ class UI:
             return default
         from rich.prompt import Prompt
 
-        return Prompt.ask(compose(question, data), console=self.console, default=default).strip() or default
+        return Prompt.ask(compose(question, data), console=self._prompt_console(),
+                          default=default).strip() or default
+
+    def _prompt_console(self) -> Console:
+        """Questions go to stderr in --output json, so stdout stays one JSON object per line."""
+        if not self.json:
+            return self.console
+        from rich.console import Console
+
+        return Console(stderr=True)
 
 
 def compose(template: str, data: dict[str, Any]) -> Text:
