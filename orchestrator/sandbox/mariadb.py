@@ -31,6 +31,12 @@ class MariaDBServer:
         return self.base_dir / "mysqld.sock"
 
     @property
+    def tmpdir(self) -> Path:
+        """Private: in a shared /tmp another server's temp-table files can collide with ours (same name
+        from the same pid in another PID namespace), and a user's write then fails."""
+        return self.base_dir / "tmp"
+
+    @property
     def pid_file(self) -> Path:
         return self.base_dir / "mysqld.pid"
 
@@ -45,12 +51,13 @@ class MariaDBServer:
         if self.running_pid() and port_open(self.port):
             return
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         if not (self.datadir / "mysql").is_dir():
             self._install()
         root = ["--user=root"] if os.geteuid() == 0 else []
         command = [
             find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
-            f"--datadir={self.datadir}", f"--socket={self.socket}", f"--port={self.port}",
+            f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}", f"--socket={self.socket}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--pid-file={self.pid_file}", f"--log-error={self.log_file}",
             # --no-defaults gives latin1; Aurora MySQL 3 defaults to utf8mb4.
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
@@ -66,6 +73,7 @@ class MariaDBServer:
         root = ["--user=root"] if os.geteuid() == 0 else []
         result = subprocess.run(
             [find_binary("mariadb-install-db", "mariadb-server"), "--no-defaults", f"--datadir={self.datadir}",
+             f"--tmpdir={self.tmpdir}",
              "--auth-root-authentication-method=normal", "--skip-test-db", *root],
             capture_output=True, text=True,
         )

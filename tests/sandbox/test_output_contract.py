@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -153,6 +157,29 @@ def tunnel_text(config_path: Path, terminal: bool) -> str:
     return out.getvalue()
 
 
+def assert_password_command_works(tunnel_output: str, config_path: Path) -> None:
+    """The command `tunnel` prints for the password gives the app user's password, run as printed."""
+    command = next(line for line in tunnel_output.splitlines() if line.startswith("  password  "))[12:]
+    args = shlex.split(command.split(" | ")[0])
+    env = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    secret_arn = args[args.index("--secret-id") + 1]
+    expected = json.loads(Sandbox(load_config(config_path)).state().aws().client("secretsmanager")
+                          .get_secret_value(SecretId=secret_arn)["SecretString"])["password"]
+    if shutil.which("aws"):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        done = subprocess.run(["bash", "-c", command], env=clean, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+    else:  # no aws CLI here: what it would be given is enough for boto3 to read the same password
+        import boto3
+
+        client = boto3.client("secretsmanager", region_name=args[args.index("--region") + 1],
+                              endpoint_url=args[args.index("--endpoint-url") + 1],
+                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        assert json.loads(client.get_secret_value(SecretId=secret_arn)["SecretString"])["password"] == expected
+    assert expected not in tunnel_output, "the password itself is not printed without --show-password"
+
+
 def test_every_command_prints_markup_looking_data_literally_on_a_terminal_and_piped(project, capsys, monkeypatch):
     config = str(project)
     writer = Writer(project)
@@ -177,6 +204,7 @@ def test_every_command_prints_markup_looking_data_literally_on_a_terminal_and_pi
                 assert code == 0, text
                 outputs[f"{mode} {command[0]}"] = ANSI.sub("", text)
             outputs[f"{mode} tunnel"] = ANSI.sub("", tunnel_text(project, terminal))
+        assert_password_command_works(outputs["piped tunnel"], project)
         # A column added behind our back: plan shows the triggers to replace, with the table's columns.
         conn = Sandbox(load_config(project)).state().root_connection()
         with conn.cursor() as cursor:
