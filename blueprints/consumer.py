@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from awacs import logs as logs_actions
 from awacs import sqs as sqs_actions
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
@@ -13,11 +11,11 @@ from troposphere import GetAtt, Output, Ref, Sub, Template, awslambda, iam, logs
 from blueprints.common import new_template, tag_everything
 from orchestrator.config import Config
 
-HANDLER_SOURCE = Path(__file__).with_name("consumer_handler.py")
-
 
 def handler_source() -> str:
-    return HANDLER_SOURCE.read_text(encoding="utf-8")
+    from orchestrator.resources import consumer_handler_source
+
+    return consumer_handler_source()
 
 
 def log_group(t: Template, config: Config) -> logs.LogGroup:

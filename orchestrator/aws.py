@@ -15,6 +15,7 @@ from orchestrator.config import Config
 from orchestrator.errors import OperationFailed
 
 # The sandbox's moto server accepts any credentials; these never reach AWS.
+CLI_PROFILE = "rds-streams-sandbox"
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
@@ -25,6 +26,9 @@ class AwsClients:
     region: str
     endpoint_url: str | None = None
     credentials: dict[str, str] | None = field(default=None, repr=False)  # the sandbox's own key for its moto
+    # The same key as an aws CLI credentials file (0600, under .rds-streams/), for commands we print:
+    # they name the file, never the key.
+    credentials_file: str | None = None
     _session: Any = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +49,16 @@ class AwsClients:
                 options["endpoint_url"] = self.endpoint_url
             self._clients[service] = self._session.client(service, **options)
         return self._clients[service]
+
+    def cli_environment(self) -> dict[str, str]:
+        """What the aws CLI needs in its environment to reach what these clients reach (the sandbox's moto
+        takes the sandbox's credentials; on AWS, the user's own environment already has what it needs)."""
+        if not self.endpoint_url:
+            return {}
+        if self.credentials_file:
+            return {"AWS_SHARED_CREDENTIALS_FILE": self.credentials_file, "AWS_PROFILE": CLI_PROFILE}
+        return {"AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"]}
 
     def account_id(self) -> str:
         return self.client("sts").get_caller_identity()["Account"]

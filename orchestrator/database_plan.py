@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
 from orchestrator.errors import OperationFailed
 from orchestrator.up_steps import UpContext, grant_plan, login_check, stream_settings, streamed
 
@@ -25,8 +23,8 @@ def plan_database(ctx: UpContext) -> bool:
     except OperationFailed as err:
         ui.emit("database_plan", reachable=False, reason=str(err))
         names = ", ".join(t.name for t in config.stream.tables)
-        ui.say(f"[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
-               f"triggers for {names}[/]")
+        ui.say("[dim]database: not reachable yet ({err}); `up` will create the schema, user, grants and "
+               "triggers for {names}[/]", err=err, names=names)
         return True
     migrations = ctx.session.run(lambda conn: migration_status(conn, config), "the migrations check")
     plan, check = grant_plan(ctx), login_check(ctx)
@@ -49,24 +47,26 @@ def plan_database(ctx: UpContext) -> bool:
             triggers=[{"table": t.table, "columns": list(t.columns),
                        "changes": [{"name": c.name, "action": c.action, "reason": c.reason} for c in t.changes]}
                       for t in tables])
-    ui.say(f"[bold]database[/] {config.database.name} on {deployment.cluster_id}")
+    ui.say("[bold]database[/] {name} on {cluster}", name=config.database.name, cluster=deployment.cluster_id)
     for m in migrations:
         if m.state is not MigrationState.APPLIED:
-            mark = "[red]![/] " if m.state is MigrationState.EDITED else ""
-            ui.say(f"  {mark}migration {m.state.value}: {escape(m.details)}")
+            if m.state is MigrationState.EDITED:
+                ui.say("  [red]![/] migration {state}: {details}", state=m.state.value, details=m.details)
+            else:
+                ui.say("  migration {state}: {details}", state=m.state.value, details=m.details)
             for table in _refitted(m, config):
-                ui.say(f"    alters streamed table {escape(table)}: its triggers are re-generated with the DDL, under "
-                       "one table lock")
+                ui.say("    alters streamed table {table}: its triggers are re-generated with the DDL, under one "
+                       "table lock", table=table)
     for line in grants.missing:
-        ui.say(f"  grants: {line}")
+        ui.text(f"  grants: {line}")
     for table in tables:
         for change in table.changes:
             if change.action != "unchanged":
-                ui.say(f"  trigger {change.name}: {change.action} ({change.reason}); "
-                       f"columns {', '.join(table.columns)}")
+                ui.text(f"  trigger {change.name}: {change.action} ({change.reason}); "
+                        f"columns {', '.join(table.columns)}")
     for name in absent:
-        ui.say(f"  table {escape(name)} does not exist yet: `up` installs its triggers after the migrations, "
-               "which must create it")
+        ui.say("  table {name} does not exist yet: `up` installs its triggers after the migrations, which must "
+               "create it", name=name)
     triggers_change = any(t.needs_work for t in tables) or bool(absent)
     migrations_pending = any(m.state is not MigrationState.APPLIED for m in migrations)
     if not migrations_pending and grants.done and not triggers_change:

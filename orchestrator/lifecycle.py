@@ -92,4 +92,5 @@ def down(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None) ->
         return
     stopped = sandbox.stop()
     ui.emit("sandbox_stopped", processes=stopped, removed=str(sandbox.root))
-    ui.say(f"[green]stopped[/] {', '.join(stopped) if stopped else 'no sandbox process'}; removed {sandbox.root}")
+    ui.say("[green]stopped[/] {what}; removed {root}", what=", ".join(stopped) if stopped else "no sandbox process",
+           root=sandbox.root)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.graph import STACK_ORDER
@@ -128,29 +126,38 @@ def _show(report: dict[str, Any], ui: UI) -> None:
 
     ui.emit("status", **report)
     for line in report.get("failing_writes", []):  # first: this is an outage of the user's own writes
-        ui.say(f"[bold red]![/] {escape(line)}; repair with `rds-streams up`")
-    ui.say(f"[bold]target[/] {report['target']} ({report['region']})")
+        ui.say("[red]![/] {line}; repair with `rds-streams up`", line=line)
+    ui.say("[bold]target[/] {target} ({region})", target=report["target"], region=report["region"])
     for name, pid in report.get("sandbox", {}).items():
-        ui.say(f"  sandbox {name}: {'running, pid ' + str(pid) if pid else '[red]not running[/]'}")
+        if pid:
+            ui.say("  sandbox {name}: running, pid {pid}", name=name, pid=pid)
+        else:
+            ui.say("  sandbox {name}: [red]not running[/]", name=name)
     for stack, status in report.get("stacks", {}).items():
-        ui.say(f"  stack {stack}: {status or '[dim]not deployed[/]'}")
+        if status:
+            ui.say("  stack {stack}: {status}", stack=stack, status=status)
+        else:
+            ui.say("  stack {stack}: [dim]not deployed[/]", stack=stack)
     for name, value in report.get("endpoints", {}).items():
-        ui.say(f"  {name}: {value}")
+        ui.text(f"  {name}: {value}")
     if "outbox" in report:
         outbox = report["outbox"]
         age = f", oldest {outbox['oldest_seconds']:.1f} s" if outbox["oldest_seconds"] is not None else ""
-        ui.say(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
+        ui.text(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
     for name, depth in report.get("dead_letters", {}).items():
-        ui.say(f"  dead letters ({name.replace('_', ' ')}): {depth}")
+        ui.text(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")
     if isinstance(triggers, str):
-        ui.say(f"  triggers: {escape(triggers)}")
+        ui.text(f"  triggers: {triggers}")
     for table, t in (triggers or {}).items() if isinstance(triggers, dict) else ():
         if "error" in t:
-            ui.say(f"  triggers {table}: [red]unknown[/]: {escape(t['error'])}")
+            ui.say("  triggers {table}: [red]unknown[/]: {error}", table=table, error=t["error"])
             continue
-        state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
-            f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
-        if t.get("two_generations"):
-            state += " (two generations side by side: a replacement was interrupted; `rds-streams up` settles it)"
-        ui.say(f"  triggers {table}: {t['installed']}/{t['expected']} installed, {state}")
+        counts = f"{t['installed']}/{t['expected']} installed"
+        if t["in_sync"]:
+            ui.say("  triggers {table}: {counts}, [green]in sync[/]", table=table, counts=counts)
+        else:
+            drift = "; ".join(f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
+            if t.get("two_generations"):
+                drift += " (two generations side by side: a replacement was interrupted; `rds-streams up` settles it)"
+            ui.say("  triggers {table}: {counts}, [red]drift[/]: {drift}", table=table, counts=counts, drift=drift)

@@ -23,5 +23,5 @@ def synth(config: Config, out_dir: Path, ui: UI) -> dict[str, Path]:
         written[stack] = path
         ui.emit("template", stack=stack, stack_name=config.stack_name(stack), path=str(path),
                 resources=len(template.resources))
-        ui.say(f"[green]wrote[/] {path}  ({len(template.resources)} resources)")
+        ui.say("[green]wrote[/] {path}  ({n} resources)", path=path, n=len(template.resources))
     return written

@@ -103,8 +103,9 @@ class OpenTunnel:
 
     def run(self, ctx: UpContext) -> None:
         tunnel = ctx.session.tunnel()
-        ctx.ui.say(f"  through {ctx.deployment.bastion_host}:{ctx.deployment.bastion_port} on "
-                   f"127.0.0.1:{tunnel.local_port} (connect and auth {tunnel.connect_seconds * 1000:.0f} ms)")
+        ctx.ui.say("  through {host}:{port} on 127.0.0.1:{local} (connect and auth {ms:.0f} ms)",
+                   host=ctx.deployment.bastion_host, port=ctx.deployment.bastion_port, local=tunnel.local_port,
+                   ms=tunnel.connect_seconds * 1000)
 
 
 class ApplyMigrations:
@@ -127,18 +128,18 @@ class ApplyMigrations:
         if ctx.accept_edited_migrations:
             accepted = ctx.session.run(lambda conn: accept_edited(conn, config), "the migrations")
             for name in accepted:
-                ctx.ui.say(f"  accepted the edited {name} as it is now (not run again)")
+                ctx.ui.say("  accepted the edited {name} as it is now (not run again)", name=name)
         settings = stream_settings(ctx)
 
         def refit(conn: Any, tables: Any) -> None:
             for plan in refit_triggers_locked(conn, config.database.name, tables, settings):
                 for change in plan.changes:
                     if change.action != "unchanged":
-                        ctx.ui.say(f"  {plan.table}: {change.action} {change.name} with the DDL, under its lock")
+                        ctx.ui.text(f"  {plan.table}: {change.action} {change.name} with the DDL, under its lock")
 
         result = ctx.session.run(lambda conn: apply_migrations(conn, config, refit, streamed_tables(config)),
                                  "the migrations")
-        ctx.ui.say(f"  {result.statements_run} statement(s) from {', '.join(result.applied) or 'no migration'}")
+        ctx.ui.text(f"  {result.statements_run} statement(s) from {', '.join(result.applied) or 'no migration'}")
 
 
 def grant_plan(ctx: UpContext) -> Any:
@@ -178,7 +179,7 @@ class EnsureGrants:
 
         status = ctx.session.run(grant, "the grants")
         for line in status.missing:
-            ctx.ui.say(f"  {line}")
+            ctx.ui.text(f"  {line}")
 
 
 class InstallOutbox:
@@ -273,7 +274,7 @@ class InstallTriggers:
         for plan in plans:
             for change in plan.changes:
                 if change.action != "unchanged":
-                    ctx.ui.say(f"  {plan.table}: {change.action} {change.name} ({change.reason})")
+                    ctx.ui.text(f"  {plan.table}: {change.action} {change.name} ({change.reason})")
 
 
 class SmokeTest:
@@ -305,4 +306,4 @@ class SmokeTest:
                                   f"{ctx.deployment.log_group} within {self.timeout:.0f} s",
                                   hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
         latency = found[0]["timestamp"] / 1000 - started
-        ctx.ui.say(f"  the app user's write {marker} logged by the consumer after {latency * 1000:.0f} ms")
+        ctx.ui.text(f"  the app user's write {marker} logged by the consumer after {latency * 1000:.0f} ms")

@@ -38,7 +38,7 @@ def run_steps(steps: list[Step], ctx: Any, ui: UI, cancel: CancelToken) -> list[
                 outcome = "already done"
             else:
                 ui.emit("step", name=step.name, status="running")
-                ui.say(f"[bold]→[/] {step.name}")
+                ui.say("[bold]→[/] {step}", step=step.name)
                 step.run(ctx)
                 outcome = "ran"
         except RdsStreamsError as err:
@@ -53,7 +53,7 @@ def run_steps(steps: list[Step], ctx: Any, ui: UI, cancel: CancelToken) -> list[
         seconds = time.monotonic() - started
         results.append(StepResult(step.name, outcome, seconds))
         ui.emit("step", name=step.name, status=outcome, seconds=round(seconds, 3))
-        ui.say(f"[green]✓[/] {step.name} [dim]({outcome}, {seconds:.1f}s)[/]")
+        ui.say("[green]✓[/] {step} [dim]({outcome}, {seconds:.1f}s)[/]", step=step.name, outcome=outcome, seconds=seconds)
     return results
 
 

@@ -10,6 +10,9 @@ from orchestrator.database.sqltext import quote_identifier
 from orchestrator.database.table_shape import Column, TableShape
 from orchestrator.errors import OperationFailed
 
+# For "did you mean" when a configured table is missing.
+TABLE_NAMES_QUERY = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+
 
 @dataclass(frozen=True)
 class InstalledTrigger:
@@ -33,8 +36,13 @@ def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
         cursor.execute(trigger_sql.TABLE_TYPE_QUERY, (schema, table))
         found = cursor.fetchone()
         if found is None:
+            from orchestrator.config import did_you_mean
+
+            cursor.execute(TABLE_NAMES_QUERY, (schema,))
+            known = [row[0] for row in cursor.fetchall()]
             raise OperationFailed(
-                f"table {schema}.{table} does not exist, so no change stream can be set up for it",
+                f"table {schema}.{table} does not exist{did_you_mean(table, known)}, so no change stream can be set up "
+                "for it",
                 hint="create it (the [database] schema file) or remove it from [[stream.tables]]",
             )
         if found[0] != "BASE TABLE":

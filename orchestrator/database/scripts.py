@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _DELIMITER = re.compile(r"^\s*DELIMITER\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -19,7 +17,9 @@ def run_script(conn: Any, text: str) -> None:
 
 
 def run_sql_file(conn: Any, name: str) -> None:
-    run_script(conn, (SQL_DIR / name).read_text(encoding="utf-8"))
+    from orchestrator.resources import sql_text
+
+    run_script(conn, sql_text(name))
 
 
 def split_script(text: str) -> list[str]:

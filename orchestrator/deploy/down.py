@@ -35,9 +35,11 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
     report = DownReport()
     if existing:
         names = ", ".join(states[k].name for k in reversed(existing))
-        cluster_note = (f"; the cluster is {'snapshotted, then ' if config.database.deletion == 'snapshot' else ''}"
-                        "deleted" if "database" in existing else "")
-        ui.confirm(f"Delete {names}{cluster_note}?", why=f"down deletes {names}")
+        cluster_note = ("" if "database" not in existing else
+                        ", and with them the Aurora cluster and its data" + (
+                            " (a final snapshot is kept)" if config.database.deletion == "snapshot" else
+                            " (no final snapshot: database.deletion = \"delete\")"))
+        ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
             for stack in watched:
@@ -99,8 +101,8 @@ def _show(report: DownReport, ui: UI) -> None:
     if not report.deleted and not report.removed:
         ui.say("nothing to delete: no stack of this project exists")
     for name in report.deleted:
-        ui.say(f"[green]deleted[/] {name}")
+        ui.say("[green]deleted[/] {name}", name=name)
     for item in report.removed:
-        ui.say(f"[green]removed leftover[/] {item}")
+        ui.say("[green]removed leftover[/] {item}", item=item)
     for item in report.kept:
-        ui.say(f"[yellow]kept[/] {item}")
+        ui.say("[yellow]kept[/] {item}", item=item)

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rich.markup import escape
-
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config, Dialect
 from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
@@ -65,7 +63,7 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         notes += newer_image_note(config, states["database"], image_lookup)
     for note in notes:
         ui.emit("note", message=note)
-        ui.say(f"[yellow]![/] {escape(note)}")
+        ui.say("[yellow]![/] {note}", note=note)
     return plans
 
 
@@ -74,17 +72,13 @@ def show_plan(plan: StackPlan, ui: UI) -> None:
         {"action": c.action, "logical_id": c.logical_id, "resource_type": c.resource_type,
          "replacement": c.replacement} for c in plan.changes])
     if not plan.changed:
-        ui.say(f"[dim]{plan.stack}: no changes[/]")
+        ui.say("[dim]{stack}: no changes[/]", stack=plan.stack)
         return
-    from rich.table import Table
+    from orchestrator.ui import Styled
 
-    table = Table(title=f"{plan.stack}: {plan.action}", title_justify="left", box=None, header_style="bold")
-    for column in ("action", "resource", "type", "replaced"):
-        table.add_column(column)
     colours = {"Add": "green", "Modify": "yellow", "Remove": "red"}
-    for change in plan.changes:
-        replaced = {"True": "[red]yes[/]", "Conditional": "[yellow]maybe[/]", "False": "no"}.get(change.replacement, "")
-        table.add_row(f"[{colours.get(change.action, 'white')}]{change.action}[/]", change.logical_id,
-                      change.resource_type, replaced)
-    if ui.output.value == "text":
-        ui.console.print(table)
+    replaced = {"True": Styled("yes", "red"), "Conditional": Styled("maybe", "yellow"), "False": "no"}
+    ui.table(("action", "resource", "type", "replaced"),
+             [(Styled(c.action, colours.get(c.action, "")), c.logical_id, c.resource_type,
+               replaced.get(c.replacement, "")) for c in plan.changes],
+             title=f"{plan.stack}: {plan.action}")

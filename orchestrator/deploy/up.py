@@ -49,7 +49,7 @@ def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, canc
             )
             if change_set is None:
                 ui.emit("stack_unchanged", stack=specs[key].name)
-                ui.say(f"[dim]{specs[key].name}: no changes[/]")
+                ui.say("[dim]{stack}: no changes[/]", stack=specs[key].name)
                 result.outputs[key] = states[key].outputs
             else:
                 change_sets[key] = change_set
@@ -77,7 +77,7 @@ def _ready_state(cfn: Any, config: Config, spec: StackSpec, ui: UI, cancel: Canc
     state = describe_stack(cfn, spec.name)
     refuse_foreign(state, config.owner_tag, "update")
     if state.phase is Phase.IN_PROGRESS:
-        ui.say(f"{spec.name} is {state.status}; waiting for CloudFormation to finish it first")
+        ui.text(f"{spec.name} is {state.status}; waiting for CloudFormation to finish it first")
         action = "delete" if state.status.startswith("DELETE") else "update"
         watched = Watched(name=spec.name, action=action, total=_resource_count(spec), state=state)
         try:
@@ -86,7 +86,7 @@ def _ready_state(cfn: Any, config: Config, spec: StackSpec, ui: UI, cancel: Canc
             pass  # a rollback it finished is handled below like any other state
         state = describe_stack(cfn, spec.name)
     if state.phase is Phase.FAILED_CREATE:
-        ui.say(f"{spec.name} is {state.status} from a failed create; deleting it to create it again")
+        ui.text(f"{spec.name} is {state.status} from a failed create; deleting it to create it again")
         cfn.delete_stack(StackName=spec.name)
         wait_for(cfn, [Watched(name=spec.name, action="delete", total=0, state=state)], ui, cancel,
                  timeout=STACK_TIMEOUT)
@@ -102,7 +102,7 @@ def _confirm_risks(change_sets: list[ChangeSet], ui: UI) -> None:
     if not risky:
         return
     for stack, change, reason in risky:
-        ui.say(f"[yellow]![/] {stack}: {change.action} {change.logical_id} ({change.resource_type}): {reason}")
+        ui.say("[yellow]![/] {what}", what=f"{stack}: {change.action} {change.logical_id} ({change.resource_type}): {reason}")
     ui.emit("risky_changes", changes=[{"stack": s, "logical_id": c.logical_id, "action": c.action, "reason": r}
                                       for s, c, r in risky])
     ui.confirm("Apply these changes?", why=f"{len(risky)} change(s) replace data or broaden access")

@@ -122,14 +122,12 @@ def _report_event(ui: UI, stack: Watched, event: dict[str, Any], plain: bool) ->
     reason = event.get("ResourceStatusReason") or ""
     ui.emit("stack_event", stack=stack.name, logical_id=event["LogicalResourceId"],
             resource_type=event["ResourceType"], status=event["ResourceStatus"], reason=reason,
-            timestamp=event["Timestamp"].isoformat())
+            timestamp=event["Timestamp"])
     if plain:
         when = event["Timestamp"].strftime("%H:%M:%S")
         what = ("" if event["ResourceType"] == "AWS::CloudFormation::Stack"
                 else f" {event['LogicalResourceId']} ({event['ResourceType']})")
-        from rich.markup import escape
-
-        ui.say(escape(f"{when} {stack.name}{what} {event['ResourceStatus']}" + (f": {reason}" if reason else "")))
+        ui.text(f"{when} {stack.name}{what} {event['ResourceStatus']}" + (f": {reason}" if reason else ""))
 
 
 def _stop_waiting(cfn: Any, stacks: list[Watched]) -> None:
@@ -181,6 +179,7 @@ class _LiveTable:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, show_header=True, header_style="bold")
         for column in ("stack", "action", "status", "resources", "elapsed"):
@@ -188,7 +187,7 @@ class _LiveTable:
         for s in self.stacks:
             status = s.state.status if s.state and s.state.status else ("DELETE_COMPLETE" if s.finished else "…")
             style = "green" if s.finished and s.succeeded else "red" if s.finished else "yellow"
-            table.add_row(s.name, s.action, f"[{style}]{status}[/]", s.progress(),
+            table.add_row(Text(s.name), s.action, Text(status, style=style), s.progress(),
                           f"{time.monotonic() - s.started:5.1f}s")
         return table
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.database.scripts import run_script
+from orchestrator.resources import sql_text
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "sandbox"
 SANDBOX_SCHEMA = "rds_streams_sandbox"
 LAMBDA_ROLE = "AWS_LAMBDA_ACCESS"
 # Aurora's text for the failure seen when the cluster cannot reach Lambda.
@@ -44,9 +43,9 @@ class LambdaCall:
 
 def install_emulation(conn: Any, schemas: Sequence[str]) -> None:
     """Install the emulation (idempotent); `schemas` get `lambda_async`/`lambda_sync`. Run as root."""
-    run_script(conn, (SQL_DIR / "lambda_queue.sql").read_text(encoding="utf-8"))
+    run_script(conn, sql_text("sandbox/lambda_queue.sql"))
     _sync_fault_trigger(conn)
-    functions = (SQL_DIR / "lambda_functions.sql").read_text(encoding="utf-8")
+    functions = sql_text("sandbox/lambda_functions.sql")
     with conn.cursor() as cursor:
         cursor.execute("SELECT DATABASE()")
         previous = cursor.fetchone()[0]
@@ -118,4 +117,4 @@ def _sync_fault_trigger(conn: Any) -> None:
         if not faults:
             cursor.execute(f"DROP TRIGGER IF EXISTS {FAULT_TRIGGER}")
     if faults:
-        run_script(conn, (SQL_DIR / "lambda_faults_trigger.sql").read_text(encoding="utf-8"))
+        run_script(conn, sql_text("sandbox/lambda_faults_trigger.sql"))

@@ -96,7 +96,7 @@ class Sandbox:
             if existed and (self.root / CREDENTIALS_FILE).exists():
                 note = "moto had stopped and lost its state (stacks, logs); the stacks are created again"
                 ui.emit("sandbox_note", message=note)
-                ui.say(f"  sandbox: {note}")
+                ui.say("  sandbox: {note}", note=note)
             self.stop_runner()  # it holds the old credentials
             if read_pid(moto_pid):
                 stop_pid(read_pid(moto_pid) or 0)
@@ -106,20 +106,20 @@ class Sandbox:
             self._spawn("moto", [sys.executable, "-m", "orchestrator.sandbox.moto_server", "--sandbox", str(self.root),
                                  "-H", "127.0.0.1", "-p", str(state.moto_port)],
                         ready=lambda: port_open(state.moto_port) and (self.root / CREDENTIALS_FILE).is_file())
-            ui.say(f"  sandbox: moto (AWS control plane) on 127.0.0.1:{state.moto_port}")
+            ui.say("  sandbox: moto (AWS control plane) on 127.0.0.1:{port}", port=state.moto_port)
         mariadb = self.mariadb(state)
         if not (mariadb.running_pid() and port_open(state.mariadb_port)):
             state.mariadb_port = _usable_port(state.mariadb_port)
             state.save()
             self.mariadb(state).start()
-            ui.say(f"  sandbox: MariaDB (Aurora's data plane) on 127.0.0.1:{state.mariadb_port}")
+            ui.say("  sandbox: MariaDB (Aurora's data plane) on 127.0.0.1:{port}", port=state.mariadb_port)
         sshd = self.sshd(state)
         if not (sshd.running_pid() and port_open(state.sshd_port)):
             keys = sshd.authorized_keys_path.read_text().splitlines() if sshd.authorized_keys_path.exists() else []
             state.sshd_port = _usable_port(state.sshd_port)
             state.save()
             self.sshd(state, keys).start()
-            ui.say(f"  sandbox: sshd (the bastion) on 127.0.0.1:{state.sshd_port}")
+            ui.say("  sandbox: sshd (the bastion) on 127.0.0.1:{port}", port=state.sshd_port)
         state.save()
         return state
 

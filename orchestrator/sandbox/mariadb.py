@@ -40,6 +40,12 @@ class MariaDBServer:
         return self.base_dir / "mysqld.sock"
 
     @property
+    def tmpdir(self) -> Path:
+        """Private: in a shared /tmp another server's temp-table files can collide with ours (same name
+        from the same pid in another PID namespace), and a user's write then fails."""
+        return self.base_dir / "tmp"
+
+    @property
     def pid_file(self) -> Path:
         return self.base_dir / "mysqld.pid"
 
@@ -54,12 +60,13 @@ class MariaDBServer:
         if self.running_pid() and port_open(self.port):
             return
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         if not (self.datadir / "mysql").is_dir():
             self._install()
         root = ["--user=root"] if os.geteuid() == 0 else []
         command = [
             find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
-            f"--datadir={self.datadir}", f"--socket={self.socket}", f"--port={self.port}",
+            f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}", f"--socket={self.socket}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--pid-file={self.pid_file}", f"--log-error={self.log_file}",
             # --no-defaults gives latin1; Aurora MySQL 3 defaults to utf8mb4.
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
@@ -83,11 +90,12 @@ class MariaDBServer:
         root = ["--user=root"] if os.geteuid() == 0 else []
         self._run("mariadb-install-db", [find_binary("mariadb-install-db", "mariadb-server"), "--no-defaults",
                                          f"--datadir={installing}", "--auth-root-authentication-method=normal",
-                                         "--skip-test-db", *root])
+                                         f"--tmpdir={self.tmpdir}", "--skip-test-db", *root])
         if self.root_socket_only:
             # In bootstrap mode the server takes SQL on stdin and opens no port: nothing can log in meanwhile.
             self._run("mariadb-bootstrap", [find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
-                                            f"--datadir={installing}", "--bootstrap", "--skip-networking"],
+                                            f"--datadir={installing}", f"--tmpdir={self.tmpdir}", "--bootstrap",
+                                            "--skip-networking"],
                       stdin=ROOT_SOCKET_ONLY_SQL.read_text(encoding="utf-8"))
         installing.rename(self.datadir)
 

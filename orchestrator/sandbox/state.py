@@ -67,10 +67,16 @@ class SandboxState:
 
     def aws(self) -> Any:
         """Clients for the sandbox's moto, signed with the credentials it created (it refuses others)."""
-        from orchestrator.aws import AwsClients
-        from orchestrator.sandbox.moto_server import load_credentials
+        from orchestrator.aws import CLI_PROFILE, AwsClients
+        from orchestrator.sandbox.moto_server import load_credentials, write_private
 
-        return AwsClients(region=self.region, endpoint_url=self.moto_url, credentials=load_credentials(self.root))
+        credentials = load_credentials(self.root)
+        cli_file = self.root / "aws-cli-credentials"
+        if not cli_file.is_file():
+            write_private(cli_file, f"[{CLI_PROFILE}]\naws_access_key_id = {credentials['aws_access_key_id']}\n"
+                                    f"aws_secret_access_key = {credentials['aws_secret_access_key']}\n")
+        return AwsClients(region=self.region, endpoint_url=self.moto_url, credentials=credentials,
+                          credentials_file=str(cli_file))
 
     def root_connection(self) -> Any:
         """MariaDB's root over its socket: the sandbox's own access, standing in for AWS's side of Aurora."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.cancel import CancelToken
@@ -21,7 +21,12 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
-    latency_ms: str = ""
+    latencies_ms: dict[str, float] = field(default_factory=dict)  # commit (or call) to consumer log, per event
+    note: bool = False  # a known property worth knowing (direct mode's phantom record), neither pass nor fail
+
+    @property
+    def outcome(self) -> str:
+        return "fail" if not self.ok else "note" if self.note else "pass"
 
 
 def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None,
@@ -62,12 +67,18 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
     if not include_users:
         results.append(CheckResult("round trip on user tables", True,
                                    "not run: writing to your tables emits real events and has side effects "
-                                   "(your own triggers, AUTO_INCREMENT counters); pass --tables to run it"))
+                                   "(your own triggers, AUTO_INCREMENT counters); pass --tables to run it",
+                                   note=True))
     _show(results, ui)
     failed = [r.name for r in results if not r.ok]
     if failed:
         raise OperationFailed(f"verify failed: {', '.join(failed)}", hint="the table above says why for each check")
     return results
+
+
+def summary(results: list[CheckResult]) -> str:
+    counts = {o: sum(r.outcome == o for r in results) for o in ("pass", "note", "fail")}
+    return f"{len(results)} checks: " + ", ".join(f"{n} {o}" for o, n in counts.items())
 
 
 def _canary() -> tuple[str, str]:
@@ -94,7 +105,7 @@ def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
     if not found:
         return CheckResult(name, False, f"{marker} not in {ctx.deployment.log_group} after {wait:.0f} s")
     latency = max(0.0, found[0]["timestamp"] - called * 1000)
-    return CheckResult(name, True, f"{marker} logged by the consumer", f"{latency:.0f}")
+    return CheckResult(name, True, f"{marker} logged by the consumer", {"probe": round(latency, 1)})
 
 
 def _drift(ctx: Any) -> CheckResult:
@@ -136,8 +147,7 @@ def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], targe
                             grace=GRACE[target], cancel=ctx.cancel, commit=commit)
     finally:
         conn.close()
-    latency = " / ".join(f"{v:.0f}" for v in result.latencies_ms.values())
-    return CheckResult(name, result.ok, result.detail, latency)
+    return CheckResult(name, result.ok, result.detail, {k: round(v, 1) for k, v in result.latencies_ms.items()})
 
 
 def _rollback(ctx: Any, target: str) -> CheckResult:
@@ -161,19 +171,16 @@ def _rollback(ctx: Any, target: str) -> CheckResult:
                            else f"nothing emitted for a rolled-back write (waited {wait:.1f} s)")
     return CheckResult(name, True, "known property of direct delivery: the rolled-back write reached the consumer "
                        "(Aurora calls Lambda before commit); delivery = \"outbox\" emits only committed changes"
-                       if emitted else "no phantom record seen for the rolled-back write")
+                       if emitted else "no phantom record seen for the rolled-back write (direct delivery may emit "
+                       "one: Aurora calls Lambda before commit)", note=True)
 
 
 def _show(results: list[CheckResult], ui: UI) -> None:
-    for result in results:
-        ui.emit("check", name=result.name, ok=result.ok, detail=result.detail, latency_ms=result.latency_ms)
-    if ui.output.value != "text":
-        return
-    from rich.table import Table
+    from orchestrator.ui import Styled
 
-    table = Table(title="rds-streams verify", title_justify="left", header_style="bold")
-    for column in ("check", "result", "commit → log (ms)", "detail"):
-        table.add_column(column, overflow="fold")
     for r in results:
-        table.add_row(r.name, "[green]pass[/]" if r.ok else "[red]FAIL[/]", r.latency_ms, r.detail)
-    ui.console.print(table)
+        ui.emit("check", name=r.name, outcome=r.outcome, ok=r.ok, detail=r.detail, latency_ms=r.latencies_ms or None)
+    styles = {"pass": Styled("pass", "green"), "note": Styled("note", "yellow"), "fail": Styled("FAIL", "bold red")}
+    ui.table(("check", "result", "commit → log (ms)", "detail"),
+             [(r.name, styles[r.outcome], " ".join(f"{k} {v:.0f}" for k, v in r.latencies_ms.items()), r.detail)
+              for r in results], title="rds-streams verify")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
-from orchestrator.database.scripts import SQL_DIR, split_script
+from orchestrator.database.scripts import split_script
+from orchestrator.resources import sql_text
 from orchestrator.sandbox.mariadb import MariaDBServer
 from tests.database.conftest import connect
 
 
 def delivery_procedure() -> str:
-    (procedure,) = [s for s in split_script((SQL_DIR / "outbox.sql").read_text()) if s.startswith("CREATE PROCEDURE")]
+    (procedure,) = [s for s in split_script(sql_text("outbox.sql")) if s.startswith("CREATE PROCEDURE")]
     return procedure
 
 

@@ -68,12 +68,13 @@ def test_up_verify_tunnel_logs_down(local_sandbox, cli):
 
     for _ in range(100):
         code, out = cli("logs", "--config", config, "--since", "10m")
-        inserted = [o for o in out if o["type"] == "record" and o["event"] == "INSERT" and "e2e-LHR" in o["keys"]]
+        inserted = [o for o in out if o["type"] == "record" and o["event"] == "INSERT"
+                    and o["record"]["dynamodb"]["Keys"]["airportTo"] == {"S": "e2e-LHR"}]
         if inserted:
             break
         time.sleep(0.1)
     assert inserted and inserted[0]["table"] == "flights.routes"
-    assert "airportFrom=WAW" in inserted[0]["keys"]
+    assert inserted[0]["record"]["dynamodb"]["Keys"]["airportFrom"] == {"S": "WAW"}
 
     sandbox = Sandbox(cfg)
     pids = [pid for pid in sandbox.processes().values() if pid]
