@@ -49,13 +49,14 @@ class StreamSettings:
     # user@host the triggers run as (it needs the Lambda privilege); None: whoever installs them.
     definer: str | None = None
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    event_source: str = trigger_sql.EVENT_SOURCE
 
     @classmethod
     def from_config(cls, config: Config, *, function_arn: str, event_source_arn: str,
                     definer: str | None = None) -> StreamSettings:
         return cls(function_arn=function_arn, region=config.project.region, event_source_arn=event_source_arn,
                    view_type=config.stream.view_type, dialect=config.database.dialect,
-                   delivery=config.stream.delivery, definer=definer)
+                   delivery=config.stream.delivery, definer=definer, event_source=config.stream.event_source)
 
     def source_arn_for(self, schema: str, table: str) -> str:
         return self.event_source_arn.replace("{schema}", schema).replace("{table}", table)
@@ -137,7 +138,7 @@ def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[Trig
     """The three triggers for `shape`, pure: the same inputs always give the same text."""
     spec = trigger_sql.RecordSpec(view_type=settings.view_type, region=settings.region,
                                   event_source_arn=settings.source_arn_for(shape.schema, shape.table),
-                                  max_payload_bytes=settings.max_payload_bytes)
+                                  max_payload_bytes=settings.max_payload_bytes, event_source=settings.event_source)
 
     def deliver(record: str) -> str:
         if settings.delivery == "outbox":
