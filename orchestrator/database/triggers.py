@@ -1,7 +1,9 @@
 """Change-stream triggers: generate them from a table's shape, plan, install (no unrecorded window), detect drift.
 
 Every streamed table gets three AFTER triggers (INSERT, UPDATE, DELETE), named
-`rds_streams_<table>_<insert|update|delete>`. Each turns its row change into one DynamoDB Streams
+`rds_streams_<table>_<insert|update|delete>`; every table whose cascading foreign keys change rows
+of a streamed table gets BEFORE DELETE/UPDATE triggers `rds_streams_<table>_cascade_<delete|update>`
+emitting those rows (cascades.py). Each turns its row change into one DynamoDB Streams
 record (trigger_sql.py writes the SQL) and delivers it; `direct` delivery calls Lambda per row,
 `outbox` delivery inserts it into our outbox in the writer's transaction (see sql/outbox.sql).
 Whether a trigger is up to date is decided by comparing its installed text with what would be
@@ -12,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.config import Dialect
-from orchestrator.database import trigger_sql
+from orchestrator.database import cascades, trigger_sql
 from orchestrator.database.catalog import InstalledTrigger, read_our_triggers, read_table_shape
 from orchestrator.database.table_shape import TableShape
 from orchestrator.database.trigger_sql import MAX_PAYLOAD_BYTES, TriggerEvent, ViewType
@@ -70,10 +72,12 @@ class TriggerDefinition:
     event: TriggerEvent
     body: str  # BEGIN ... END, exactly as information_schema.TRIGGERS.ACTION_STATEMENT will show it
     definer: str | None
+    timing: str = "AFTER"
 
     @property
     def create_sql(self) -> str:
-        return trigger_sql.create_trigger(self.schema, self.name, self.table, self.event, self.body, self.definer)
+        return trigger_sql.create_trigger(self.schema, self.name, self.table, self.event, self.body, self.definer,
+                                          self.timing)
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,9 @@ class TableDrift:
         return not (self.missing or self.changed or self.extra)
 
 
-def trigger_name(table: str, event: TriggerEvent) -> str:
+def trigger_name(table: str, event: TriggerEvent, cascade: bool = False) -> str:
     """Deterministic and within MySQL's 64 characters; odd or long table names get a hash."""
-    suffix = "_" + event.lower()
+    suffix = ("_cascade_" if cascade else "_") + event.lower()
     room = _MAX_IDENTIFIER - len(PREFIX) - len(suffix)
     if _PLAIN_NAME.match(table) and len(table) <= room:
         base = table
@@ -134,17 +138,23 @@ def outbox_delivery(record: str) -> str:
     return f"SET @rds_streams_outbox = {record};\n  INSERT INTO `rds_streams`.`outbox` (`payload`) VALUES (@rds_streams_outbox)"
 
 
-def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
-    """The three triggers for `shape`, pure: the same inputs always give the same text."""
-    spec = trigger_sql.RecordSpec(view_type=settings.view_type, region=settings.region,
-                                  event_source_arn=settings.source_arn_for(shape.schema, shape.table),
+def _spec(settings: StreamSettings, schema: str, table: str) -> trigger_sql.RecordSpec:
+    return trigger_sql.RecordSpec(view_type=settings.view_type, region=settings.region,
+                                  event_source_arn=settings.source_arn_for(schema, table),
                                   max_payload_bytes=settings.max_payload_bytes, event_source=settings.event_source)
 
+
+def _deliver(settings: StreamSettings) -> Callable[[str], str]:
     def deliver(record: str) -> str:
         if settings.delivery == "outbox":
             return outbox_delivery(record)
         return trigger_sql.direct_delivery(settings.dialect is Dialect.V2, settings.function_arn, record)
+    return deliver
 
+
+def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
+    """The three triggers for `shape`, pure: the same inputs always give the same text."""
+    spec, deliver = _spec(settings, shape.schema, shape.table), _deliver(settings)
     definitions = []
     for event in EVENTS:
         body = trigger_sql.trigger_body(shape, event, spec, deliver)
@@ -153,12 +163,53 @@ def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[Trig
     return tuple(definitions)
 
 
+def generate_cascade_triggers(schema: str, table: str, paths: Sequence[cascades.CascadePath],
+                              shapes: dict[str, TableShape], settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
+    """BEFORE DELETE/UPDATE triggers on `table` emitting the rows its cascading keys change, pure."""
+    definitions = []
+    for event in ("DELETE", "UPDATE"):
+        mine = [p for p in paths if p.start == table and p.event == event]
+        if mine:
+            body = cascades.cascade_body(event, mine, shapes, lambda end: _spec(settings, schema, end),
+                                         _deliver(settings))
+            definitions.append(TriggerDefinition(schema, table, trigger_name(table, event, cascade=True),  # type: ignore[arg-type]
+                                                 event, body, settings.definer, "BEFORE"))  # type: ignore[arg-type]
+    return tuple(definitions)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    definitions: dict[str, tuple[TriggerDefinition, ...]]  # per table with triggers of ours
+    columns: dict[str, tuple[str, ...]]  # per streamed table: the columns its records cover
+    paths: list[cascades.CascadePath]
+
+
+def _wanted(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> _Wanted:
+    """Every trigger of ours `schema` should have; refuses (ConfigError) cascades that cannot be emitted."""
+    shapes = {table: read_table_shape(conn, schema, table) for table in tables}
+    paths = cascades.cascade_paths(cascades.read_foreign_keys(conn, schema), schema, list(tables))
+    definitions: dict[str, tuple[TriggerDefinition, ...]] = {t: generate_triggers(shapes[t], settings) for t in tables}
+    for start in dict.fromkeys(p.start for p in paths):
+        definitions[start] = definitions.get(start, ()) + generate_cascade_triggers(schema, start, paths, shapes, settings)
+    return _Wanted(definitions, {t: tuple(c.name for c in shapes[t].columns) for t in tables}, paths)
+
+
+def cascade_paths_covered(conn: Any, schema: str, tables: Sequence[str]) -> list[str]:
+    """The cascade paths the triggers emit, in words, for `status` and `verify`."""
+    keys = cascades.read_foreign_keys(conn, schema)
+    return [path.describe() for path in cascades.cascade_paths(keys, schema, list(tables))]
+
+
 def plan_triggers(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
     """What install_triggers would do, touching nothing: per table, each trigger's action and why."""
+    return _plan(conn, schema, _wanted(conn, schema, tables, settings))
+
+
+def _plan(conn: Any, schema: str, wanted: _Wanted) -> list[TablePlan]:
     installed = read_our_triggers(conn, schema)
-    plans = [_plan_table(read_table_shape(conn, schema, table), settings, installed) for table in tables]
-    streamed = set(tables)
-    for table in sorted({t.table for t in installed} - streamed):
+    plans = [_plan_table(schema, table, definitions, wanted.columns.get(table, ()), installed)
+             for table, definitions in wanted.definitions.items()]
+    for table in sorted({t.table for t in installed} - set(wanted.definitions)):
         drops = tuple(TriggerChange(t.name, t.event, "drop", "the table is no longer in [[stream.tables]]")
                       for t in installed if t.table == table)
         plans.append(TablePlan(schema, table, (), drops))
@@ -172,14 +223,13 @@ def install_triggers(conn: Any, schema: str, tables: Sequence[str], settings: St
     happen under LOCK TABLES ... WRITE, so no row change can slip between the old triggers being
     dropped and the new ones created (MySQL 8 has no CREATE OR REPLACE TRIGGER).
     """
-    plans = plan_triggers(conn, schema, tables, settings)
+    wanted = _wanted(conn, schema, tables, settings)
+    plans = _plan(conn, schema, wanted)
     installed = {t.name: t for t in read_our_triggers(conn, schema)}
     with _creation_session(conn):
         for plan in plans:
             if plan.needs_work:
-                shape = read_table_shape(conn, schema, plan.table) if plan.columns else None
-                wanted = {d.name: d for d in generate_triggers(shape, settings)} if shape else {}
-                _apply(conn, plan, wanted, installed)
+                _apply(conn, plan, {d.name: d for d in wanted.definitions.get(plan.table, ())}, installed)
     return plans
 
 
@@ -193,10 +243,9 @@ def trigger_drift(conn: Any, schema: str, tables: Sequence[str], settings: Strea
     return drift
 
 
-def _plan_table(shape: TableShape, settings: StreamSettings, installed: Sequence[InstalledTrigger]) -> TablePlan:
-    columns = tuple(c.name for c in shape.columns)
-    wanted = generate_triggers(shape, settings)
-    on_table = {t.name: t for t in installed if t.table == shape.table}
+def _plan_table(schema: str, table: str, wanted: Sequence[TriggerDefinition], columns: tuple[str, ...],
+                installed: Sequence[InstalledTrigger]) -> TablePlan:
+    on_table = {t.name: t for t in installed if t.table == table}
     changes = []
     for definition in wanted:
         current = on_table.pop(definition.name, None)
@@ -208,12 +257,12 @@ def _plan_table(shape: TableShape, settings: StreamSettings, installed: Sequence
                                          reason or "matches the generated trigger"))
     changes += [TriggerChange(t.name, t.event, "drop", "ours, but not one of the triggers generated for this table")
                 for t in on_table.values()]
-    return TablePlan(shape.schema, shape.table, columns, tuple(changes))
+    return TablePlan(schema, table, columns, tuple(changes))
 
 
 def _difference(current: InstalledTrigger, wanted: TriggerDefinition) -> str | None:
-    if current.event != wanted.event or current.timing != "AFTER":
-        return f"fires {current.timing} {current.event}, should fire AFTER {wanted.event}"
+    if current.event != wanted.event or current.timing != wanted.timing:
+        return f"fires {current.timing} {current.event}, should fire {wanted.timing} {wanted.event}"
     if current.body != wanted.body:
         return "its text differs from the generated one (columns or settings changed since it was installed)"
     if wanted.definer and current.definer != wanted.definer:
@@ -245,7 +294,7 @@ def _apply(conn: Any, plan: TablePlan, wanted: dict[str, TriggerDefinition],
 def _restore(cursor: Any, plan: TablePlan, previous: InstalledTrigger | None) -> None:
     if previous is not None:
         cursor.execute(trigger_sql.create_trigger(plan.schema, previous.name, plan.table, previous.event,  # type: ignore[arg-type]
-                                                  previous.body, previous.definer))
+                                                  previous.body, previous.definer, previous.timing))
 
 
 @contextmanager

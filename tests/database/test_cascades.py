@@ -1,0 +1,183 @@
+"""Rows changed by cascading foreign keys arrive as records, with the images a direct change would give,
+through a three-level chain, in both delivery modes, while another writer keeps writing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestrator.database.catalog import read_table_shape
+from orchestrator.database.images import decode_image
+from orchestrator.database.triggers import cascade_paths_covered, plan_triggers
+from orchestrator.errors import ConfigError
+from tests.database.conftest import StreamDb
+from tests.database.consumers import consume
+
+CHAIN_SQL = (
+    "CREATE TABLE customers (id INT NOT NULL PRIMARY KEY, name VARCHAR(20) NULL) ENGINE = InnoDB",
+    "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, customer_id INT NOT NULL, note VARCHAR(20) NULL, "
+    "CONSTRAINT fk_orders_customer FOREIGN KEY (customer_id) REFERENCES customers (id) "
+    "ON DELETE CASCADE ON UPDATE CASCADE) ENGINE = InnoDB",
+    "CREATE TABLE items (order_id INT NOT NULL, line INT NOT NULL, sku VARCHAR(10) NULL, PRIMARY KEY (order_id, line), "
+    "CONSTRAINT fk_items_order FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE ON UPDATE CASCADE) "
+    "ENGINE = InnoDB",
+    "CREATE TABLE notes (id INT NOT NULL PRIMARY KEY, item_order INT NULL, item_line INT NULL, body TEXT NULL, "
+    "CONSTRAINT fk_notes_item FOREIGN KEY (item_order, item_line) REFERENCES items (order_id, line) "
+    "ON DELETE SET NULL) ENGINE = InnoDB",
+    "CREATE TABLE writes (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL) ENGINE = InnoDB",
+)
+STREAMED = ["customers", "orders", "items", "notes", "writes"]
+ROWS = (
+    "INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')",
+    "INSERT INTO orders VALUES (10, 1, 'first'), (11, 1, 'second'), (20, 2, 'other')",
+    "INSERT INTO items VALUES (10, 1, 'a'), (10, 2, 'b'), (11, 1, 'c'), (20, 1, 'z')",
+    "INSERT INTO notes VALUES (100, 10, 1, 'on a'), (101, 11, 1, 'on c'), (102, NULL, NULL, 'loose'), (103, 20, 1, 'z')",
+)
+
+
+def outbox_records(db: StreamDb) -> list[dict[str, Any]]:
+    """Records the triggers put in the outbox for this test's schema, oldest first (and taken out)."""
+    rows = db.query("SELECT id, payload FROM rds_streams.outbox WHERE payload LIKE %s ORDER BY id",
+                    (f"%/{db.schema}/%",))
+    if rows:
+        db.execute(f"DELETE FROM rds_streams.outbox WHERE id IN ({', '.join(str(r['id']) for r in rows)})")
+    records = []
+    for row in rows:
+        [record] = json.loads(row["payload"])["Records"]
+        consume(record)
+        records.append(record)
+    return records
+
+
+@pytest.fixture(params=["direct", "outbox"])
+def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple[StreamDb, Any]]:
+    if request.param == "outbox":
+        stream_db.execute("CREATE DATABASE IF NOT EXISTS rds_streams CHARACTER SET utf8mb4")
+        stream_db.execute("CREATE TABLE IF NOT EXISTS rds_streams.outbox (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT "
+                          "PRIMARY KEY, payload LONGTEXT CHARACTER SET utf8mb4 NOT NULL, created_at DATETIME(6) NOT NULL "
+                          "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE = InnoDB")
+    for statement in CHAIN_SQL:
+        stream_db.execute(statement)
+    stream_db.install(STREAMED, delivery=request.param)
+    for statement in ROWS:
+        stream_db.execute(statement)
+    read = stream_db.new_records if request.param == "direct" else lambda: outbox_records(stream_db)
+    assert len(read()) == 13
+    yield stream_db, read
+
+
+@pytest.fixture
+def writer(stream_db: StreamDb) -> Iterator[list[int]]:
+    """Another session inserting into `writes` all along; every insert must succeed and be streamed."""
+    done, written = threading.Event(), []
+    conn = stream_db.connect()
+
+    def write() -> None:
+        with conn.cursor() as cursor:
+            while not done.is_set():
+                cursor.execute("INSERT INTO writes (n) VALUES (%s)", (len(written),))
+                written.append(cursor.lastrowid)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    yield written
+    done.set()
+    thread.join()
+
+
+def by_table(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        tables.setdefault(record["eventSourceARN"].rsplit("/", 1)[1], []).append(record)
+    return tables
+
+
+def images(db: StreamDb, table: str, record: dict[str, Any]) -> tuple[str, dict | None, dict | None, dict]:
+    shape = read_table_shape(db.conn, db.schema, table)
+    ddb = record["dynamodb"]
+    return (record["eventName"], *(decode_image(ddb[n], shape) if n in ddb else None for n in ("NewImage", "OldImage")),
+            decode_image(ddb["Keys"], shape))
+
+
+def test_deleting_a_customer_emits_its_orders_items_and_nulled_notes(chain: tuple[StreamDb, Any],
+                                                                      writer: list[int]) -> None:
+    db, read = chain
+    db.execute("DELETE FROM customers WHERE id = 1")
+    tables = by_table([r for r in read() if "/writes" not in r["eventSourceARN"]])
+    assert [images(db, "customers", r)[0] for r in tables.pop("customers")] == ["REMOVE"]
+    orders = sorted((images(db, "orders", r) for r in tables.pop("orders")), key=lambda o: o[3]["id"])
+    assert orders == [("REMOVE", None, {"id": 10, "customer_id": 1, "note": "first"}, {"id": 10}),
+                      ("REMOVE", None, {"id": 11, "customer_id": 1, "note": "second"}, {"id": 11})]
+    items = sorted((images(db, "items", r) for r in tables.pop("items")), key=lambda i: (i[3]["order_id"], i[3]["line"]))
+    assert [(i[0], i[2]) for i in items] == [("REMOVE", {"order_id": 10, "line": 1, "sku": "a"}),
+                                             ("REMOVE", {"order_id": 10, "line": 2, "sku": "b"}),
+                                             ("REMOVE", {"order_id": 11, "line": 1, "sku": "c"})]
+    notes = sorted((images(db, "notes", r) for r in tables.pop("notes")), key=lambda n: n[3]["id"])
+    assert notes == [("MODIFY", {"id": 100, "item_order": None, "item_line": None, "body": "on a"},
+                      {"id": 100, "item_order": 10, "item_line": 1, "body": "on a"}, {"id": 100}),
+                     ("MODIFY", {"id": 101, "item_order": None, "item_line": None, "body": "on c"},
+                      {"id": 101, "item_order": 11, "item_line": 1, "body": "on c"}, {"id": 101})]
+    assert tables == {}
+    assert db.query("SELECT COUNT(*) AS n FROM orders") == [{"n": 1}]
+    assert db.query("SELECT id FROM notes WHERE item_order IS NULL ORDER BY id") == [{"id": 100}, {"id": 101}, {"id": 102}]
+
+
+def test_a_key_update_cascades_as_modify_or_remove_then_insert(chain: tuple[StreamDb, Any], writer: list[int]) -> None:
+    db, read = chain
+    db.execute("UPDATE customers SET id = 3 WHERE id = 2")  # orders.customer_id: not in its key
+    db.execute("DELETE FROM notes WHERE id = 103")
+    db.execute("UPDATE orders SET id = 21 WHERE id = 20")  # items.order_id: part of its key
+    events = [(r["eventSourceARN"].rsplit("/", 1)[1], *images(db, r["eventSourceARN"].rsplit("/", 1)[1], r))
+              for r in read() if "/writes" not in r["eventSourceARN"]]
+    assert ("orders", "MODIFY", {"id": 20, "customer_id": 3, "note": "other"},
+            {"id": 20, "customer_id": 2, "note": "other"}, {"id": 20}) in events
+    item_events = [e for e in events if e[0] == "items"]
+    assert item_events == [("items", "REMOVE", None, {"order_id": 20, "line": 1, "sku": "z"}, {"order_id": 20, "line": 1}),
+                           ("items", "INSERT", {"order_id": 21, "line": 1, "sku": "z"}, None, {"order_id": 21, "line": 1})]
+    assert [e[:2] for e in events if e[0] == "customers"] == [("customers", "REMOVE"), ("customers", "INSERT")]
+    assert [e[:2] for e in events if e[0] == "notes"] == [("notes", "REMOVE")]
+
+
+def test_the_writer_lost_nothing_while_cascades_ran(chain: tuple[StreamDb, Any], writer: list[int]) -> None:
+    db, read = chain
+    for _ in range(5):
+        db.execute("DELETE FROM items WHERE line = 99")
+        db.execute("UPDATE customers SET name = 'x' WHERE id = 1")
+    db.execute("DELETE FROM customers")
+    writes_before = len(writer)
+    assert writes_before > 0
+    streamed = {int(r["dynamodb"]["Keys"]["id"]["N"]) for r in read() if "/writes" in r["eventSourceARN"]}
+    assert set(writer[:writes_before]) <= streamed
+
+
+def test_status_names_the_cascade_paths_covered(stream_db: StreamDb) -> None:
+    for statement in CHAIN_SQL:
+        stream_db.execute(statement)
+    paths = cascade_paths_covered(stream_db.conn, stream_db.schema, STREAMED)
+    assert "customers -> orders (fk_orders_customer, ON DELETE CASCADE)" in paths
+    assert ("customers -> orders (fk_orders_customer, ON DELETE CASCADE) then orders -> items (fk_items_order, ON "
+            "DELETE CASCADE) then items -> notes (fk_notes_item, ON DELETE SET NULL)") in paths
+    assert "orders -> items (fk_items_order, ON UPDATE CASCADE)" in paths
+
+
+@pytest.mark.parametrize("statement, key", [
+    ("CREATE TABLE tree (id INT PRIMARY KEY, up INT NULL, CONSTRAINT fk_tree_up FOREIGN KEY (up) REFERENCES tree (id) "
+     "ON DELETE CASCADE) ENGINE = InnoDB", "fk_tree_up"),
+    ("CREATE TABLE twice (id INT PRIMARY KEY, a INT NULL, b INT NULL, "
+     "CONSTRAINT fk_twice_a FOREIGN KEY (a) REFERENCES customers (id) ON DELETE CASCADE, "
+     "CONSTRAINT fk_twice_b FOREIGN KEY (b) REFERENCES customers (id) ON DELETE SET NULL) ENGINE = InnoDB", "fk_twice_b"),
+])
+def test_a_cascade_that_cannot_be_emitted_is_refused_by_name(stream_db: StreamDb, statement: str, key: str) -> None:
+    stream_db.execute(CHAIN_SQL[0])
+    stream_db.execute(statement)
+    table = statement.split()[2]
+    with pytest.raises(ConfigError) as refused:
+        plan_triggers(stream_db.conn, stream_db.schema, ["customers", table], stream_db.settings())
+    assert key in str(refused.value) and f"on table {table}" in str(refused.value)
+    assert refused.value.exit_code == 2
+    assert stream_db.query("SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
+                           (stream_db.schema,)) == [{"n": 0}]
