@@ -8,7 +8,7 @@ from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.graph import STACK_ORDER
 from orchestrator.deploy.stacks import describe_stack
-from orchestrator.errors import OperationFailed
+from orchestrator.errors import ConfigError, OperationFailed
 from orchestrator.ui import UI
 
 
@@ -40,7 +40,7 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
 
 def _database(ctx: Any) -> dict[str, Any]:
     from orchestrator.database.outbox import outbox_lag
-    from orchestrator.up_steps import streamed_drift
+    from orchestrator.up_steps import cascade_report, streamed_drift
 
     d = ctx.deployment
     result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
@@ -57,6 +57,10 @@ def _database(ctx: Any) -> dict[str, Any]:
     except OperationFailed as err:
         result["triggers"] = f"database not reachable: {err}"
         return result
+    except ConfigError as err:  # a cascade that cannot be emitted: `up` refuses it too
+        result["triggers"] = f"refused: {err}"
+        return result
+    result["cascades"] = cascade_report(ctx)
     if lag is not None:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
                             "oldest_seconds": lag.oldest_seconds}
@@ -89,3 +93,7 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         state = "[green]in sync[/]" if t["in_sync"] else "[red]drift[/]: " + "; ".join(
             f"{k} {', '.join(t[k])}" for k in ("missing", "changed", "extra") if t[k])
         ui.say(f"  triggers {table}: {t['installed']}/{t['expected']} installed, {state}")
+    if "cascades" in report:
+        ui.say(f"  cascade paths covered: {len(report['cascades']) or 'none (no cascading key reaches a streamed table)'}")
+        for path in report["cascades"]:
+            ui.say(f"    {path}")

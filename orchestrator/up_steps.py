@@ -226,6 +226,14 @@ def streamed_drift(ctx: UpContext) -> list[Any]:
                                          for d in trigger_drift(conn, schema, tables, settings)], "the trigger check")
 
 
+def cascade_report(ctx: UpContext) -> list[str]:
+    """The chains of cascading foreign keys whose changes the triggers emit, for status and verify."""
+    from orchestrator.database.triggers import cascade_paths_covered
+
+    return ctx.session.run(lambda conn: [p for schema, tables in streamed(ctx.config)
+                                         for p in cascade_paths_covered(conn, schema, tables)], "the cascade check")
+
+
 class InstallTriggers:
     name = "triggers"
 

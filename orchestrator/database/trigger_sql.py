@@ -150,7 +150,8 @@ def utc_instant(ref: str, precision: int) -> str:
         text = f"LEFT(DATE_FORMAT({moment}, '%Y-%m-%dT%H:%i:%s.%f'), {20 + precision})"
     else:
         text = f"DATE_FORMAT(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL {seconds} SECOND, '%Y-%m-%dT%H:%i:%s')"
-    return f"IF({seconds} = 0, REPLACE(CAST({ref} AS CHAR), ' ', 'T'), CONCAT({text}, 'Z'))"
+    zero = "0000-00-00T00:00:00" + ("." + "0" * precision if precision else "")
+    return f"IF(IFNULL({seconds}, 0) = 0, '{zero}', CONCAT({text}, 'Z'))"
 
 
 def image(columns: Sequence[Column], refs: Refs, indent: str, key: Sequence[str] = ()) -> str:

@@ -36,6 +36,7 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
         checks: list[tuple[str, Callable[[], CheckResult]]] = [
             ("lambda_async probe", lambda: _probe(ctx, target, wait)),
             ("triggers match what would be generated", lambda: _drift(ctx)),
+            ("cascade paths covered", lambda: _cascades(ctx)),
             ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target, wait)),
             ("rolled-back write", lambda: _rollback(ctx, target)),
         ]
@@ -92,6 +93,15 @@ def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
         return CheckResult(name, False, f"{marker} not in {ctx.deployment.log_group} after {wait:.0f} s")
     latency = max(0.0, found[0]["timestamp"] - called * 1000)
     return CheckResult(name, True, f"{marker} logged by the consumer", f"{latency:.0f}")
+
+
+def _cascades(ctx: Any) -> CheckResult:
+    """Which chains of cascading foreign keys the triggers emit (a refused one fails the check)."""
+    from orchestrator.up_steps import cascade_report
+
+    paths = cascade_report(ctx)
+    return CheckResult("cascade paths covered", True,
+                       "; ".join(paths) if paths else "no cascading foreign key changes a streamed table")
 
 
 def _drift(ctx: Any) -> CheckResult:

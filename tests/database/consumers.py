@@ -9,13 +9,17 @@ Any of them raising fails the test that produced the record.
 from __future__ import annotations
 
 import base64
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.parser.envelopes import DynamoDBStreamEnvelope
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, DynamoDBStreamRecordModel
 from boto3.dynamodb.types import TypeDeserializer
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from tests.database.conftest import StreamDb
 
 _DESERIALIZER = TypeDeserializer()
 KEY_TYPES = frozenset({"S", "N", "B"})
@@ -63,3 +67,25 @@ def consume(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     assert keys and all(len(v) == 1 and next(iter(v)) in KEY_TYPES for v in keys.values()), keys
     assert all(next(iter(v.values())) != "" for v in keys.values()), f"an empty key value: {keys}"
     return {name: deserialize(ddb[name]) for name in ("Keys", "NewImage", "OldImage") if name in ddb}
+
+
+def create_outbox_table(db: StreamDb) -> None:
+    """The outbox table alone (sql/outbox.sql's), without the event that would deliver from it."""
+    db.execute("CREATE DATABASE IF NOT EXISTS rds_streams CHARACTER SET utf8mb4")
+    db.execute("CREATE TABLE IF NOT EXISTS rds_streams.outbox (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT "
+               "PRIMARY KEY, payload LONGTEXT CHARACTER SET utf8mb4 NOT NULL, created_at DATETIME(6) NOT NULL "
+               "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE = InnoDB")
+
+
+def outbox_records(db: StreamDb) -> list[dict[str, Any]]:
+    """Records the triggers put in the outbox for `db`'s schema, in outbox order (and taken out), consumed."""
+    rows = db.query("SELECT id, payload FROM rds_streams.outbox WHERE payload LIKE %s ORDER BY id",
+                    (f"%/{db.schema}/%",))
+    if rows:
+        db.execute(f"DELETE FROM rds_streams.outbox WHERE id IN ({', '.join(str(r['id']) for r in rows)})")
+    records = []
+    for row in rows:
+        [record] = json.loads(row["payload"])["Records"]
+        consume(record)
+        records.append(record)
+    return records

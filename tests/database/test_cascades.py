@@ -3,7 +3,6 @@ through a three-level chain, in both delivery modes, while another writer keeps 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ from orchestrator.database.images import decode_image
 from orchestrator.database.triggers import cascade_paths_covered, plan_triggers
 from orchestrator.errors import ConfigError
 from tests.database.conftest import StreamDb
-from tests.database.consumers import consume
+from tests.database.consumers import create_outbox_table, outbox_records
 
 CHAIN_SQL = (
     "CREATE TABLE customers (id INT NOT NULL PRIMARY KEY, name VARCHAR(20) NULL) ENGINE = InnoDB",
@@ -39,27 +38,10 @@ ROWS = (
 )
 
 
-def outbox_records(db: StreamDb) -> list[dict[str, Any]]:
-    """Records the triggers put in the outbox for this test's schema, oldest first (and taken out)."""
-    rows = db.query("SELECT id, payload FROM rds_streams.outbox WHERE payload LIKE %s ORDER BY id",
-                    (f"%/{db.schema}/%",))
-    if rows:
-        db.execute(f"DELETE FROM rds_streams.outbox WHERE id IN ({', '.join(str(r['id']) for r in rows)})")
-    records = []
-    for row in rows:
-        [record] = json.loads(row["payload"])["Records"]
-        consume(record)
-        records.append(record)
-    return records
-
-
 @pytest.fixture(params=["direct", "outbox"])
 def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple[StreamDb, Any]]:
     if request.param == "outbox":
-        stream_db.execute("CREATE DATABASE IF NOT EXISTS rds_streams CHARACTER SET utf8mb4")
-        stream_db.execute("CREATE TABLE IF NOT EXISTS rds_streams.outbox (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT "
-                          "PRIMARY KEY, payload LONGTEXT CHARACTER SET utf8mb4 NOT NULL, created_at DATETIME(6) NOT NULL "
-                          "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE = InnoDB")
+        create_outbox_table(stream_db)
     for statement in CHAIN_SQL:
         stream_db.execute(statement)
     stream_db.install(STREAMED, delivery=request.param)
