@@ -65,7 +65,7 @@ def _database(ctx: Any) -> dict[str, Any]:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
                             "oldest_seconds": lag.oldest_seconds}
         result.setdefault("dead_letters", {})["outbox"] = lag.dead_letters
-    result["triggers"] = {f"{x.schema}.{x.table}": {"expected": 3, "installed": 3 - len(x.missing),
+    result["triggers"] = {f"{x.schema}.{x.table}": {"expected": x.expected, "installed": x.expected - len(x.missing),
                                                      "missing": list(x.missing), "changed": list(x.changed),
                                                      "extra": list(x.extra), "in_sync": x.in_sync} for x in drift}
     return result

@@ -142,16 +142,27 @@ def size_expression(constant: int, measured: Sequence[tuple[Column, str]]) -> st
     """SizeBytes: `constant` plus each measured value's bytes (a NULL one: 1; a NULL fixed-size one: 1 - its size).
 
     Every SQL function in a trigger is re-resolved on every row (MariaDB), so short values are
-    measured together: the byte length of their CONCAT_WS (which skips NULLs; the binary separator
-    makes every argument keep its own bytes, text converted to UTF-8 first) plus one per NULL.
+    measured together: the byte length of their CONCAT_WS (which skips NULLs) plus one per NULL.
+    Texts of one collation are joined as they are and converted to UTF-8 once (mixing collations
+    could fail the write); bytes are joined with a binary separator, which keeps every argument's own.
     """
     fixed = [(c, ref, fixed_size(c)) for c, ref in measured if fixed_size(c) is not None]
     variable = [(c, ref) for c, ref in measured if fixed_size(c) is None]
     joined = [(c, ref) for c, ref in variable if c.data_type in _CONCAT_MEASURED_TYPES and ref != "NULL"]
+    groups: dict[str, list[tuple[Column, str]]] = {}
+    for column, ref in joined:
+        texts = column.data_type in ts.TEXT_TYPES and column.collation
+        groups.setdefault(f"{column.charset} {column.collation}" if texts else "", []).append((column, ref))
     terms = [str(constant)]
-    for start in range(0, len(joined), _CONCAT_GROUP):
-        refs = ", ".join(_utf8_bytes(c, ref) for c, ref in joined[start:start + _CONCAT_GROUP])
-        terms.append(f"LENGTH(CONCAT_WS(CAST('' AS BINARY), {refs}))")
+    for group, members in groups.items():
+        for start in range(0, len(members), _CONCAT_GROUP):
+            chunk = members[start:start + _CONCAT_GROUP]
+            if group:
+                joined_text = f"CONCAT_WS('', {', '.join(ref for _, ref in chunk)})"
+                terms.append(f"LENGTH({utf8_text(chunk[0][0], joined_text)})")
+            else:
+                refs = ", ".join(_utf8_bytes(c, ref) for c, ref in chunk)
+                terms.append(f"LENGTH(CONCAT_WS(CAST('' AS BINARY), {refs}))")
     terms += [f"({ref} IS NULL)" for column, ref in joined if column.nullable]
     terms += ["1" if ref == "NULL" else f"IFNULL(LENGTH({_utf8_bytes(c, ref)}), 1)" for c, ref in variable
               if (c, ref) not in joined]

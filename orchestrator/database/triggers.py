@@ -111,6 +111,7 @@ class TableDrift:
     missing: tuple[str, ...]
     changed: tuple[str, ...]  # body or definer differs: e.g. a column was added or dropped since
     extra: tuple[str, ...]  # ours, but not expected here (or the table is no longer streamed)
+    expected: int = 3  # triggers of ours this table should have (3, plus cascade ones; 0 if no longer streamed)
 
     @property
     def in_sync(self) -> bool:
@@ -239,7 +240,8 @@ def trigger_drift(conn: Any, schema: str, tables: Sequence[str], settings: Strea
     for plan in plan_triggers(conn, schema, tables, settings):
         def named(action: Action, plan: TablePlan = plan) -> tuple[str, ...]:
             return tuple(c.name for c in plan.changes if c.action == action)
-        drift.append(TableDrift(schema, plan.table, named("create"), named("replace"), named("drop")))
+        drift.append(TableDrift(schema, plan.table, named("create"), named("replace"), named("drop"),
+                                len(plan.changes) - len(named("drop"))))
     return drift
 
 

@@ -117,7 +117,7 @@ def _drift(ctx: Any) -> CheckResult:
         return CheckResult("triggers match what would be generated", False,
                            " | ".join(problems) + " (run `rds-streams up` to reinstall them)")
     return CheckResult("triggers match what would be generated", True,
-                       f"{len(drift)} table(s), {3 * len(drift)} triggers in sync")
+                       f"{len(drift)} table(s), {sum(d.expected for d in drift)} triggers in sync")
 
 
 def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str,
