@@ -69,12 +69,23 @@ def consume(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: deserialize(ddb[name]) for name in ("Keys", "NewImage", "OldImage") if name in ddb}
 
 
-def create_outbox_table(db: StreamDb) -> None:
-    """The outbox table alone (sql/outbox.sql's), without the event that would deliver from it."""
+def create_outbox_table(db: StreamDb) -> bool:
+    """The outbox table (sql/outbox.sql's), without the event that would deliver from it.
+
+    True when this made the `rds_streams` schema, which drop_outbox_table then removes again
+    (other tests expect a whole one or none).
+    """
+    created = not db.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'rds_streams'")
     db.execute("CREATE DATABASE IF NOT EXISTS rds_streams CHARACTER SET utf8mb4")
     db.execute("CREATE TABLE IF NOT EXISTS rds_streams.outbox (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT "
                "PRIMARY KEY, payload LONGTEXT CHARACTER SET utf8mb4 NOT NULL, created_at DATETIME(6) NOT NULL "
                "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE = InnoDB")
+    return created
+
+
+def drop_outbox_table(db: StreamDb, created: bool) -> None:
+    if created:
+        db.execute("DROP DATABASE IF EXISTS rds_streams")
 
 
 def outbox_records(db: StreamDb) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from orchestrator.database.images import decode_image
 from orchestrator.database.triggers import cascade_paths_covered, plan_triggers
 from orchestrator.errors import ConfigError
 from tests.database.conftest import StreamDb
-from tests.database.consumers import create_outbox_table, outbox_records
+from tests.database.consumers import create_outbox_table, drop_outbox_table, outbox_records
 
 CHAIN_SQL = (
     "CREATE TABLE customers (id INT NOT NULL PRIMARY KEY, name VARCHAR(20) NULL) ENGINE = InnoDB",
@@ -41,7 +41,7 @@ ROWS = (
 @pytest.fixture(params=["direct", "outbox"])
 def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple[StreamDb, Any]]:
     if request.param == "outbox":
-        create_outbox_table(stream_db)
+        created = create_outbox_table(stream_db)
     for statement in CHAIN_SQL:
         stream_db.execute(statement)
     stream_db.install(STREAMED, delivery=request.param)
@@ -50,6 +50,8 @@ def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple
     read = stream_db.new_records if request.param == "direct" else lambda: outbox_records(stream_db)
     assert len(read()) == 13
     yield stream_db, read
+    if request.param == "outbox":
+        drop_outbox_table(stream_db, created)
 
 
 @pytest.fixture

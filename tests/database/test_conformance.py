@@ -18,7 +18,7 @@ from orchestrator.database.catalog import read_table_shape
 from orchestrator.database.table_shape import Column
 from orchestrator.database.trigger_sql import VIEW_TYPES
 from tests.database.conftest import StreamDb
-from tests.database.consumers import consume, create_outbox_table, outbox_records
+from tests.database.consumers import consume, create_outbox_table, drop_outbox_table, outbox_records
 from tests.database.test_records import DB_SETTINGS, LATIN1, MAX_TIME
 
 EVERY_TYPE_SQL = """
@@ -157,11 +157,13 @@ def select_row(db: StreamDb, key: tuple[int, int]) -> dict[str, Any] | None:
 
 
 @pytest.fixture(params=["direct", "outbox"])
-def delivery(request: pytest.FixtureRequest, stream_db: StreamDb) -> tuple[str, Callable[[], list[dict[str, Any]]]]:
+def delivery(request: pytest.FixtureRequest, stream_db: StreamDb) -> Iterator[tuple[str, Callable[[], list[dict[str, Any]]]]]:
     if request.param == "outbox":
-        create_outbox_table(stream_db)
-        return "outbox", lambda: outbox_records(stream_db)
-    return "direct", stream_db.new_records
+        created = create_outbox_table(stream_db)
+        yield "outbox", lambda: outbox_records(stream_db)
+        drop_outbox_table(stream_db, created)
+    else:
+        yield "direct", stream_db.new_records
 
 
 @pytest.fixture
