@@ -228,7 +228,7 @@ def streamed_drift(ctx: UpContext) -> list[Any]:
 
 def cascade_report(ctx: UpContext) -> list[str]:
     """The chains of cascading foreign keys whose changes the triggers emit, for status and verify."""
-    from orchestrator.database.triggers import cascade_paths_covered
+    from orchestrator.database.cascades import cascade_paths_covered
 
     return ctx.session.run(lambda conn: [p for schema, tables in streamed(ctx.config)
                                          for p in cascade_paths_covered(conn, schema, tables)], "the cascade check")

@@ -88,6 +88,11 @@ def read_foreign_keys(conn: Any, schema: str) -> list[ForeignKey]:
                        parts[0][4], parts[0][5]) for (table, name), parts in grouped.items()]
 
 
+def cascade_paths_covered(conn: Any, schema: str, tables: Sequence[str]) -> list[str]:
+    """The cascade paths the triggers emit, in words, for `status` and `verify`."""
+    return [path.describe() for path in cascade_paths(read_foreign_keys(conn, schema), schema, list(tables))]
+
+
 def cascade_paths(keys: Sequence[ForeignKey], schema: str, streamed: Sequence[str]) -> list[CascadePath]:
     """Every chain of cascading keys that changes rows of a streamed table; refuses what cannot be emitted."""
     for key in keys:

@@ -168,13 +168,14 @@ def generate_cascade_triggers(schema: str, table: str, paths: Sequence[cascades.
                               shapes: dict[str, TableShape], settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
     """BEFORE DELETE/UPDATE triggers on `table` emitting the rows its cascading keys change, pure."""
     definitions = []
-    for event in ("DELETE", "UPDATE"):
+    events: tuple[TriggerEvent, ...] = ("DELETE", "UPDATE")
+    for event in events:
         mine = [p for p in paths if p.start == table and p.event == event]
         if mine:
             body = cascades.cascade_body(event, mine, shapes, lambda end: _spec(settings, schema, end),
                                          _deliver(settings))
-            definitions.append(TriggerDefinition(schema, table, trigger_name(table, event, cascade=True),  # type: ignore[arg-type]
-                                                 event, body, settings.definer, "BEFORE"))  # type: ignore[arg-type]
+            definitions.append(TriggerDefinition(schema, table, trigger_name(table, event, cascade=True),
+                                                 event, body, settings.definer, "BEFORE"))
     return tuple(definitions)
 
 
@@ -193,12 +194,6 @@ def _wanted(conn: Any, schema: str, tables: Sequence[str], settings: StreamSetti
     for start in dict.fromkeys(p.start for p in paths):
         definitions[start] = definitions.get(start, ()) + generate_cascade_triggers(schema, start, paths, shapes, settings)
     return _Wanted(definitions, {t: tuple(c.name for c in shapes[t].columns) for t in tables}, paths)
-
-
-def cascade_paths_covered(conn: Any, schema: str, tables: Sequence[str]) -> list[str]:
-    """The cascade paths the triggers emit, in words, for `status` and `verify`."""
-    keys = cascades.read_foreign_keys(conn, schema)
-    return [path.describe() for path in cascades.cascade_paths(keys, schema, list(tables))]
 
 
 def plan_triggers(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.database.cascades import cascade_paths_covered
 from orchestrator.database.catalog import read_table_shape
 from orchestrator.database.images import decode_image
-from orchestrator.database.triggers import cascade_paths_covered, plan_triggers
+from orchestrator.database.triggers import plan_triggers
 from orchestrator.errors import ConfigError
 from tests.database.conftest import StreamDb
 from tests.database.consumers import create_outbox_table, drop_outbox_table, outbox_records
