@@ -31,8 +31,6 @@ JOIN information_schema.KEY_COLUMN_USAGE kcu
 WHERE rc.CONSTRAINT_SCHEMA = %s
 ORDER BY rc.TABLE_NAME, rc.CONSTRAINT_NAME, kcu.ORDINAL_POSITION"""
 CASCADING = ("CASCADE", "SET NULL")
-DONE_VAR = "rds_streams_done"
-SECOND_VAR = "rds_streams_second"
 
 
 @dataclass(frozen=True)
@@ -219,45 +217,31 @@ def path_changes(path: CascadePath, shape: TableShape) -> tuple[list[sql.RowChan
 
 
 def cascade_body(event: str, paths: Sequence[CascadePath], shapes: Mapping[str, TableShape],
-                 spec_for: Callable[[str], sql.RecordSpec], deliver: Callable[[str], str]) -> str:
-    """BEGIN ... END of the BEFORE `event` trigger emitting every path's rows, one cursor per path."""
-    blocks = []
-    for number, path in enumerate(paths, 1):
+                 spec_for: Callable[[str], sql.RecordSpec], deliver_rows: Callable[[str, str], str]) -> str:
+    """BEGIN ... END of the BEFORE `event` trigger emitting every path's rows.
+
+    One set-based statement per path and event name (`deliver_rows(record, "FROM ... WHERE ...")`):
+    no cursor, whose rows MariaDB would keep in an on-disk temporary table. A record over the
+    Lambda payload limit is sent keys-only (it is built again to say so: only cascaded rows pay that).
+    A key change sends every row's REMOVE, then every row's INSERT.
+    """
+    statements = []
+    for path in paths:
         shape, spec = shapes[path.end], spec_for(path.end)
         changes, still = path_changes(path, shape)
         source, where = path_rows(path)
-        records = ",\n        ".join(sql.record_expression(shape, change, spec, indent="          ")
-                                     for change in changes)
-        targets = sql.RECORD_VAR + (f", {SECOND_VAR}" if len(changes) > 1 else "")
-        label = f"rds_streams_path{number}"
-        sends = _send(spec, deliver, "      ")
-        if len(changes) > 1:
-            sends += f"      SET {sql.RECORD_VAR} = {SECOND_VAR};\n" + _send(spec, deliver, "      ")
-        block = (f"  BEGIN\n"
-                 f"    DECLARE rds_streams_rows CURSOR FOR\n      SELECT {records}\n      {source}\n      {where}{still};\n"
-                 f"    DECLARE CONTINUE HANDLER FOR NOT FOUND SET {DONE_VAR} = 1;\n"
-                 f"    SET {DONE_VAR} = 0;\n"
-                 f"    OPEN rds_streams_rows;\n"
-                 f"    {label}: LOOP\n"
-                 f"      FETCH rds_streams_rows INTO {targets};\n"
-                 f"      IF {DONE_VAR} = 1 THEN\n        LEAVE {label};\n      END IF;\n"
-                 f"{sends}"
-                 f"    END LOOP;\n"
-                 f"    CLOSE rds_streams_rows;\n"
-                 f"  END;\n")
+        sends, rows = [], f"{source}\n    {where}{still}"
+        for change in changes:
+            record = sql.record_expression(shape, change, spec, indent="      ")
+            if sql.images_for(change.event_name, spec.view_type):
+                record = (f"IF(LENGTH({record}) > {spec.size_limit},\n      {sql.keys_only(record, spec, '      ')},\n"
+                          f"      {record})")
+            sends.append(f"  {deliver_rows(record, rows)};\n")
+        block = "".join(sends)
         if event == "UPDATE":
             first = path.keys[0]
             tests = " AND ".join(f"CAST(OLD.{quote_identifier(p)} AS BINARY) <=> CAST(NEW.{quote_identifier(p)} AS BINARY)"
                                  for p in first.parent_columns)
             block = f"  IF NOT ({tests}) THEN\n{block}  END IF;\n"
-        blocks.append(block)
-    return (f"BEGIN\n  DECLARE {sql.RECORD_VAR}, {SECOND_VAR} LONGTEXT CHARACTER SET utf8mb4;\n"
-            f"  DECLARE {DONE_VAR} INT DEFAULT 0;\n{''.join(blocks)}END")
-
-
-def _send(spec: sql.RecordSpec, deliver: Callable[[str], str], indent: str) -> str:
-    statements = []
-    if spec.view_type != "KEYS_ONLY":
-        statements.append(sql.keys_only_fallback(spec, indent))
-    statements.append(deliver(sql.RECORD_VAR))
-    return "".join(f"{indent}{statement};\n" for statement in statements)
+        statements.append(block)
+    return f"BEGIN\n{''.join(statements)}END"

@@ -147,18 +147,33 @@ def record_expression(shape: TableShape, change: RowChange, spec: RecordSpec, *,
     )
 
 
-def keys_only_fallback(spec: RecordSpec, indent: str) -> str:
-    """Replace the record in RECORD_VAR by its keys-only form, marked, if it is too large for Lambda.
+def keys_only(record: str, spec: RecordSpec, indent: str) -> str:
+    """`record` (an expression) without its images, marked, saying why: for one too large for Lambda.
 
     The user's write never fails because of size; keys, SequenceNumber and SizeBytes stay.
     """
     ddb = "'$.Records[0].dynamodb"
+    return (f"JSON_SET(JSON_REMOVE({record}, {ddb}.NewImage', {ddb}.OldImage'),\n"
+            f"{indent}  {ddb}.rdsStreamsImagesOmitted', TRUE, {ddb}.rdsStreamsOmittedReason',\n"
+            f"{indent}  CONCAT('the record with images takes ', LENGTH({record}), "
+            f"' bytes, over the {spec.size_limit} allowed for a Lambda async payload'))")
+
+
+def keys_only_fallback(spec: RecordSpec, indent: str) -> str:
+    """Replace the record in RECORD_VAR by its keys-only form if it is too large for Lambda."""
     return (f"IF LENGTH({RECORD_VAR}) > {spec.size_limit} THEN\n"
-            f"{indent}  SET {RECORD_VAR} = JSON_SET(JSON_REMOVE({RECORD_VAR}, {ddb}.NewImage', {ddb}.OldImage'),\n"
-            f"{indent}    {ddb}.rdsStreamsImagesOmitted', TRUE, {ddb}.rdsStreamsOmittedReason',\n"
-            f"{indent}    CONCAT('the record with images takes ', LENGTH({RECORD_VAR}), "
-            f"' bytes, over the {spec.size_limit} allowed for a Lambda async payload'));\n"
+            f"{indent}  SET {RECORD_VAR} = {keys_only(RECORD_VAR, spec, indent + '  ')};\n"
             f"{indent}END IF")
+
+
+def direct_delivery_rows(function_arn: str, record: str, rows: str) -> str:
+    """Hand Lambda one record per row `rows` (FROM ... WHERE ...) selects, in one statement.
+
+    An aggregate over the function's results calls it once per row without materialising the rows
+    (a cursor would put every record in an on-disk temporary table). Aurora MySQL 2 and 3 both have
+    the native lambda_async function.
+    """
+    return f"SET @rds_streams_r = (SELECT COUNT(lambda_async({quote_literal(function_arn)}, {record}))\n    {rows})"
 
 
 def record_statements(shape: TableShape, change: RowChange, spec: RecordSpec, indent: str) -> tuple[list[str], str]:

@@ -153,6 +153,14 @@ def _deliver(settings: StreamSettings) -> Callable[[str], str]:
     return deliver
 
 
+def _deliver_rows(settings: StreamSettings) -> Callable[[str, str], str]:
+    def deliver_rows(record: str, rows: str) -> str:
+        if settings.delivery == "outbox":
+            return f"INSERT INTO `rds_streams`.`outbox` (`payload`)\n    SELECT {record}\n    {rows}"
+        return trigger_sql.direct_delivery_rows(settings.function_arn, record, rows)
+    return deliver_rows
+
+
 def generate_triggers(shape: TableShape, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
     """The three triggers for `shape`, pure: the same inputs always give the same text."""
     spec, deliver = _spec(settings, shape.schema, shape.table), _deliver(settings)
@@ -173,7 +181,7 @@ def generate_cascade_triggers(schema: str, table: str, paths: Sequence[cascades.
         mine = [p for p in paths if p.start == table and p.event == event]
         if mine:
             body = cascades.cascade_body(event, mine, shapes, lambda end: _spec(settings, schema, end),
-                                         _deliver(settings))
+                                         _deliver_rows(settings))
             definitions.append(TriggerDefinition(schema, table, trigger_name(table, event, cascade=True),
                                                  event, body, settings.definer, "BEFORE"))
     return tuple(definitions)

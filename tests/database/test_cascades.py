@@ -40,7 +40,7 @@ ROWS = (
 
 
 @pytest.fixture(params=["direct", "outbox"])
-def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple[StreamDb, Any]]:
+def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple[StreamDb, Any, str]]:
     if request.param == "outbox":
         created = create_outbox_table(stream_db)
     for statement in CHAIN_SQL:
@@ -50,7 +50,7 @@ def chain(stream_db: StreamDb, request: pytest.FixtureRequest) -> Iterator[tuple
         stream_db.execute(statement)
     read = stream_db.new_records if request.param == "direct" else lambda: outbox_records(stream_db)
     assert len(read()) == 13
-    yield stream_db, read
+    yield stream_db, read, request.param
     if request.param == "outbox":
         drop_outbox_table(stream_db, created)
 
@@ -88,9 +88,9 @@ def images(db: StreamDb, table: str, record: dict[str, Any]) -> tuple[str, dict 
             decode_image(ddb["Keys"], shape))
 
 
-def test_deleting_a_customer_emits_its_orders_items_and_nulled_notes(chain: tuple[StreamDb, Any],
+def test_deleting_a_customer_emits_its_orders_items_and_nulled_notes(chain: tuple[StreamDb, Any, str],
                                                                       writer: list[int]) -> None:
-    db, read = chain
+    db, read, mode = chain
     db.execute("DELETE FROM customers WHERE id = 1")
     tables = by_table([r for r in read() if "/writes" not in r["eventSourceARN"]])
     assert [images(db, "customers", r)[0] for r in tables.pop("customers")] == ["REMOVE"]
@@ -111,8 +111,8 @@ def test_deleting_a_customer_emits_its_orders_items_and_nulled_notes(chain: tupl
     assert db.query("SELECT id FROM notes WHERE item_order IS NULL ORDER BY id") == [{"id": 100}, {"id": 101}, {"id": 102}]
 
 
-def test_a_key_update_cascades_as_modify_or_remove_then_insert(chain: tuple[StreamDb, Any], writer: list[int]) -> None:
-    db, read = chain
+def test_a_key_update_cascades_as_modify_or_remove_then_insert(chain: tuple[StreamDb, Any, str], writer: list[int]) -> None:
+    db, read, mode = chain
     db.execute("UPDATE customers SET id = 3 WHERE id = 2")  # orders.customer_id: not in its key
     db.execute("DELETE FROM notes WHERE id = 103")
     db.execute("UPDATE orders SET id = 21 WHERE id = 20")  # items.order_id: part of its key
@@ -127,8 +127,8 @@ def test_a_key_update_cascades_as_modify_or_remove_then_insert(chain: tuple[Stre
     assert [e[:2] for e in events if e[0] == "notes"] == [("notes", "REMOVE")]
 
 
-def test_the_writer_lost_nothing_while_cascades_ran(chain: tuple[StreamDb, Any], writer: list[int]) -> None:
-    db, read = chain
+def test_the_writer_lost_nothing_while_cascades_ran(chain: tuple[StreamDb, Any, str], writer: list[int]) -> None:
+    db, read, mode = chain
     for _ in range(5):
         db.execute("DELETE FROM items WHERE line = 99")
         db.execute("UPDATE customers SET name = 'x' WHERE id = 1")
@@ -166,3 +166,17 @@ def test_a_cascade_that_cannot_be_emitted_is_refused_by_name(stream_db: StreamDb
     assert refused.value.exit_code == 2
     assert stream_db.query("SELECT COUNT(*) AS n FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
                            (stream_db.schema,)) == [{"n": 0}]
+
+
+def test_a_cascaded_record_too_large_for_lambda_arrives_keys_only(chain: tuple[StreamDb, Any, str]) -> None:
+    db, read, mode = chain
+    db.execute("ALTER TABLE notes MODIFY body LONGTEXT NULL")
+    db.install(STREAMED, delivery=mode)
+    db.execute("UPDATE notes SET body = %s WHERE id = 100", ("x" * 900_000,))
+    db.execute("DELETE FROM items WHERE order_id = 10 AND line = 1")
+    records = [r for r in read() if "/notes" in r["eventSourceARN"]]
+    assert [r["eventName"] for r in records] == ["MODIFY", "MODIFY"]
+    cascaded = records[1]["dynamodb"]
+    assert cascaded["Keys"] == {"id": {"N": "100"}} and "NewImage" not in cascaded and "OldImage" not in cascaded
+    assert cascaded["rdsStreamsImagesOmitted"] is True and "Lambda async payload" in cascaded["rdsStreamsOmittedReason"]
+    assert cascaded["SizeBytes"] > 1_800_000
