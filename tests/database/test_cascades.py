@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pymysql
 import pytest
 
 from orchestrator.database.cascades import cascade_paths_covered
@@ -14,6 +15,7 @@ from orchestrator.database.catalog import read_table_shape
 from orchestrator.database.images import decode_image
 from orchestrator.database.triggers import plan_triggers
 from orchestrator.errors import ConfigError
+from orchestrator.sandbox.aurora_emulation import clear_faults, inject_fault
 from tests.database.conftest import StreamDb
 from tests.database.consumers import create_outbox_table, drop_outbox_table, outbox_records
 
@@ -180,3 +182,18 @@ def test_a_cascaded_record_too_large_for_lambda_arrives_keys_only(chain: tuple[S
     assert cascaded["Keys"] == {"id": {"N": "100"}} and "NewImage" not in cascaded and "OldImage" not in cascaded
     assert cascaded["rdsStreamsImagesOmitted"] is True and "Lambda async payload" in cascaded["rdsStreamsOmittedReason"]
     assert cascaded["SizeBytes"] > 1_800_000
+
+
+def test_a_failing_lambda_call_for_a_cascaded_row_fails_the_write_as_a_direct_change_would(
+        chain: tuple[StreamDb, Any, str]) -> None:
+    db, read, mode = chain
+    if mode != "direct":
+        pytest.skip("only direct delivery calls Lambda inside the write")
+    inject_fault(db.conn, payload_contains=f"/{db.schema}/notes", reason="Throttled")
+    try:
+        with pytest.raises(pymysql.err.OperationalError, match="Lambda API returned error: Throttled"):
+            db.execute("DELETE FROM items WHERE order_id = 10 AND line = 1")
+    finally:
+        clear_faults(db.conn)
+    assert db.query("SELECT item_order FROM notes WHERE id = 100") == [{"item_order": 10}]
+    assert db.query("SELECT COUNT(*) AS n FROM items WHERE order_id = 10") == [{"n": 2}]
