@@ -59,8 +59,9 @@ def attribute_value(column: Column, ref: str, in_key: bool = False) -> str:
     elif kind == "year":
         value = f"JSON_OBJECT('N', CAST({ref} + 0 AS CHAR))"  # the zero year reads as "0000"
     elif kind == "float":
-        # The text of a FLOAT has 6 significant digits; as a DOUBLE it is the stored value exactly.
-        value = f"JSON_OBJECT('N', CAST(CAST({ref} AS DOUBLE) AS CHAR))"
+        # The text of a FLOAT has 6 significant digits; as a DOUBLE it is the stored value exactly
+        # (`+ 0E0` rather than CAST(... AS DOUBLE), which MySQL 5.7, Aurora 2, lacks).
+        value = f"JSON_OBJECT('N', CAST({ref} + 0E0 AS CHAR))"
     elif kind in ("decimal", "numeric") and kind_of == "N" and column.numeric_scale:
         # Normalised as DynamoDB stores it: no trailing zeros after the point.
         value = f"JSON_OBJECT('N', TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({ref} AS CHAR))))"
