@@ -6,6 +6,8 @@ the direct delivery's target) in a temporary directory and stops it afterwards.
     .venv/bin/python bench/bench_triggers.py [--rows 20000] [--batch 500] [--repeat 3]
 
 Target (issue 4): NEW_AND_OLD_IMAGES triggers cost at most 2.5x the untriggered insert rate.
+Then the cost of emitting cascaded rows (issue 9): deleting parents whose ON DELETE CASCADE removes
+their streamed children, without triggers and with the parent's cascade triggers emitting each child.
 """
 
 from __future__ import annotations
@@ -81,6 +83,55 @@ def run(conn: pymysql.Connection, rows: list[tuple], batch: int, repeat: int) ->
     ratio = rates[None] / rates["NEW_AND_OLD_IMAGES"]
     verdict = "meets" if ratio <= 2.5 else "misses"
     print(f"untriggered/NEW_AND_OLD_IMAGES = {ratio:.2f} ({verdict} the 2.5x target)")
+    cascade_cost(conn, repeat)
+
+
+CASCADE_TABLES = (
+    "CREATE TABLE `parents` (`id` INT NOT NULL PRIMARY KEY, `name` VARCHAR(20) NOT NULL) ENGINE = InnoDB",
+    "CREATE TABLE `children` (`id` INT NOT NULL PRIMARY KEY, `parent_id` INT NOT NULL, `note` VARCHAR(40) NULL, "
+    "CONSTRAINT `fk_children_parent` FOREIGN KEY (`parent_id`) REFERENCES `parents` (`id`) ON DELETE CASCADE) "
+    "ENGINE = InnoDB",
+)
+PARENTS, CHILDREN_EACH = 2000, 5
+
+
+def cascade_cost(conn: pymysql.Connection, repeat: int) -> None:
+    """Child rows removed per second by one DELETE of all parents, without and with streaming the children,
+    and, for scale, by one DELETE of the children themselves (their own triggers emitting them)."""
+    print(f"DELETE of {PARENTS} parents cascading to {PARENTS * CHILDREN_EACH} children, best of {repeat}")
+    labels = {"none": "cascade, no triggers", "cascade": "cascade, children streamed",
+              "direct": "DELETE of the children, streamed"}
+    rates: dict[str, float] = {}
+    for variant, label in labels.items():
+        rates[variant] = max(timed_cascade(conn, variant) for _ in range(repeat))
+        ratio = "" if variant == "none" else f"   {rates['none'] / rates[variant]:.2f}x slower"
+        print(f"  {label:<40} {rates[variant]:>9,.0f} child rows/s{ratio}")
+
+
+def timed_cascade(conn: pymysql.Connection, variant: str) -> float:
+    streamed = variant != "none"
+    with conn.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS `children`")
+        cursor.execute("DROP TABLE IF EXISTS `parents`")
+        for statement in CASCADE_TABLES:
+            cursor.execute(statement)
+        cursor.executemany("INSERT INTO `parents` VALUES (%s, %s)", [(i, f"p{i}") for i in range(PARENTS)])
+        cursor.executemany("INSERT INTO `children` VALUES (%s, %s, %s)",
+                           [(i, i // CHILDREN_EACH, f"note {i}") for i in range(PARENTS * CHILDREN_EACH)])
+        cursor.execute("TRUNCATE TABLE `rds_streams_sandbox`.`lambda_calls`")
+    if streamed:
+        settings = StreamSettings(function_arn=FUNCTION_ARN, region="eu-west-1", event_source_arn=SOURCE_ARN)
+        install_triggers(conn, SCHEMA, ["children"], settings)
+    start = time.perf_counter()
+    with conn.cursor() as cursor:
+        cursor.execute("DELETE FROM `children`" if variant == "direct" else "DELETE FROM `parents`")
+    elapsed = time.perf_counter() - start
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM `rds_streams_sandbox`.`lambda_calls`")
+        queued = cursor.fetchone()[0]
+    if queued != (PARENTS * CHILDREN_EACH if streamed else 0):
+        raise SystemExit(f"expected a record per cascaded child, found {queued}")
+    return PARENTS * CHILDREN_EACH / elapsed
 
 
 def timed_load(conn: pymysql.Connection, rows: list[tuple], batch: int, view_type: str | None) -> float:

@@ -165,6 +165,8 @@ class TableConfig(_Section):
 class StreamConfig(_Section):
     delivery: Literal["direct", "outbox"] = "direct"
     view_type: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] = "NEW_AND_OLD_IMAGES"
+    # the records' eventSource: consumers such as powertools' parser accept only "aws:dynamodb"
+    event_source: str = Field("aws:dynamodb", min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$")
     tables: tuple[TableConfig, ...] = Field(min_length=1, strict=False)
     # outbox delivery: records per lambda_sync call (the payload also stays under 1 MB), and how often a
     # batch may fail before it is split (a record failing alone then goes to the dead-letter table)

@@ -12,7 +12,7 @@ from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.graph import STACK_ORDER
 from orchestrator.deploy.stacks import describe_stack
-from orchestrator.errors import OperationFailed
+from orchestrator.errors import ConfigError, OperationFailed
 from orchestrator.ui import UI
 
 
@@ -51,6 +51,7 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
 def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
     from orchestrator.database.outbox import outbox_lag
     from orchestrator.database.trigger_health import failing_tables
+    from orchestrator.up_steps import cascade_report
 
     try:
         d = ctx.deployment
@@ -79,6 +80,10 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
     except OperationFailed as err:
         result["triggers"] = f"database not reachable: {err}"
         return result
+    except ConfigError as err:  # a cascade that cannot be emitted: `up` refuses it too
+        result["triggers"] = f"refused: {err}"
+        return result
+    result["cascades"] = cascade_report(ctx)
     if lag is not None:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
                             "oldest_seconds": lag.oldest_seconds}
@@ -110,7 +115,7 @@ def _triggers(ctx: Any) -> dict[str, Any]:
                     continue
                 drifts += [d for d in found if d.table == table]
         for x in drifts:
-            tables[f"{x.schema}.{x.table}"] = {"expected": 3, "installed": 3 - len(x.missing),
+            tables[f"{x.schema}.{x.table}"] = {"expected": x.expected, "installed": x.expected - len(x.missing),
                                                "missing": list(x.missing), "changed": list(x.changed),
                                                "extra": list(x.extra), "in_sync": x.in_sync,
                                                "two_generations": x.two_generations}
@@ -161,3 +166,8 @@ def _show(report: dict[str, Any], ui: UI) -> None:
             if t.get("two_generations"):
                 drift += " (two generations side by side: a replacement was interrupted; `rds-streams up` settles it)"
             ui.say("  triggers {table}: {counts}, [red]drift[/]: {drift}", table=table, counts=counts, drift=drift)
+    if "cascades" in report:
+        covered = len(report["cascades"]) or "none (no cascading key reaches a streamed table)"
+        ui.say("  cascade paths covered: {covered}", covered=covered)
+        for path in report["cascades"]:
+            ui.text(f"    {path}")

@@ -132,7 +132,7 @@ class ApplyMigrations:
         settings = stream_settings(ctx)
 
         def refit(conn: Any, tables: Any) -> None:
-            for plan in refit_triggers_locked(conn, config.database.name, tables, settings):
+            for plan in refit_triggers_locked(conn, config.database.name, streamed_tables(config), settings, tables):
                 for change in plan.changes:
                     if change.action != "unchanged":
                         ctx.ui.text(f"  {plan.table}: {change.action} {change.name} with the DDL, under its lock")
@@ -247,6 +247,14 @@ def streamed_drift(ctx: UpContext) -> list[Any]:
     settings = stream_settings(ctx)
     return ctx.session.run(lambda conn: [d for schema, tables in streamed(ctx.config)
                                          for d in trigger_drift(conn, schema, tables, settings)], "the trigger check")
+
+
+def cascade_report(ctx: UpContext) -> list[str]:
+    """The chains of cascading foreign keys whose changes the triggers emit, for status and verify."""
+    from orchestrator.database.cascades import cascade_paths_covered
+
+    return ctx.session.run(lambda conn: [p for schema, tables in streamed(ctx.config)
+                                         for p in cascade_paths_covered(conn, schema, tables)], "the cascade check")
 
 
 class InstallTriggers:

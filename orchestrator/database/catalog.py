@@ -54,8 +54,9 @@ def read_table_shape(conn: Any, schema: str, table: str) -> TableShape:
         columns = tuple(
             Column(name=name, data_type=data_type.lower(), column_type=column_type, nullable=nullable == "YES",
                    charset=charset, numeric_precision=_int(precision), numeric_scale=_int(scale),
-                   datetime_precision=_int(dt_precision))
-            for name, data_type, column_type, nullable, charset, precision, scale, dt_precision in cursor.fetchall()
+                   datetime_precision=_int(dt_precision), collation=collation)
+            for name, data_type, column_type, nullable, charset, precision, scale, dt_precision, collation
+            in cursor.fetchall()
         )
         cursor.execute(trigger_sql.PRIMARY_KEY_QUERY, (schema, table))
         primary_key = tuple(row[0] for row in cursor.fetchall())

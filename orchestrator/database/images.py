@@ -2,7 +2,9 @@
 
 The inverse of trigger_sql.attribute_value, for `verify` (a record's image must match the row read
 back) and for tests. Values come out in PyMySQL's default conversions: int, Decimal, float, str,
-bytes (also for BIT), date/datetime/timedelta (zero dates stay text), None.
+bytes (also for BIT), date/datetime/timedelta (zero dates stay text), None; except where the
+record is more exact than PyMySQL's default read: a FLOAT is its stored value (as
+`CAST(f AS DOUBLE)` reads), a TIMESTAMP is the UTC instant (as a `time_zone = '+00:00'` session reads).
 """
 
 from __future__ import annotations
@@ -39,9 +41,22 @@ def decode_value(value: dict[str, Any], column: Column) -> Any:
     if kind == "N":
         return _number(payload, column)
     if kind == "S":
-        parse = _TEMPORAL.get(column.data_type)
-        return parse(payload) if parse else payload
+        return _text(payload, column)
     raise ValueError(f"{column.name}: unknown attribute type {kind!r}")
+
+
+def _text(text: str, column: Column) -> Any:
+    kind = column.data_type
+    if kind in ts.FLOAT_TYPES:
+        return float(text)
+    if kind in ("decimal", "numeric"):
+        return Decimal(text)
+    parse = _TEMPORAL.get(kind)
+    if parse is None:
+        return text
+    if kind in ("datetime", "timestamp"):
+        text = text.removesuffix("Z").replace("T", " ")
+    return parse(text)
 
 
 def _number(text: str, column: Column) -> Any:

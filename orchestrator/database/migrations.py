@@ -259,10 +259,12 @@ def _run_locked(conn: Connection, cursor: Any, migration: Migration, index: int,
     All streamed tables are locked, not only the altered one: another table's triggers can depend on
     this one's shape (a parent emitting its cascaded children's changes).
     """
-    from orchestrator.database.trigger_install import lock_for_refit
+    from orchestrator.database.trigger_install import lock_for_refit, read_our_triggers
     from orchestrator.database.trigger_sql import UNLOCK_TABLES
 
+    # Streamed tables, and tables carrying ours for them (a parent emitting its cascaded children).
     present = [t for t in streamed_tables if _table_exists(cursor, database, t)]
+    present += sorted({t.table for t in read_our_triggers(conn, database)} - set(present))
     cursor.execute(lock_for_refit(database, present))
     try:
         _run_statement(cursor, migration, index)

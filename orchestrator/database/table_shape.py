@@ -29,6 +29,7 @@ class Column:
     numeric_precision: int | None  # the width in bits for BIT
     numeric_scale: int | None
     datetime_precision: int | None
+    collation: str | None = None  # text columns: values of one collation can be joined without conversion
 
     @property
     def unsigned(self) -> bool:

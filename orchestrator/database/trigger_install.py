@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from orchestrator.database import trigger_sql
-from orchestrator.database.catalog import InstalledTrigger, read_table_shape
+from orchestrator.database.catalog import InstalledTrigger
 from orchestrator.database.scripts import run_sql_file
 from orchestrator.database.sqltext import quote_identifier
-from orchestrator.database.triggers import EVENTS, PREFIX, StreamSettings, TriggerDefinition, generate_triggers
+from orchestrator.database.triggers import EVENTS, PREFIX, StreamSettings, TriggerDefinition, wanted_definitions
 from orchestrator.errors import ConfigError, OperationFailed
 
 Action = Literal["create", "replace", "unchanged", "drop"]
@@ -77,6 +77,7 @@ class TableDrift:
     changed: tuple[str, ...]  # ours, an older generation of a wanted trigger (columns or settings changed since)
     extra: tuple[str, ...]  # ours, but not expected here (or the table is no longer streamed)
     two_generations: bool = False  # old and new side by side: a replacement was interrupted; `up` settles it
+    expected: int = 3  # triggers of ours this table should have (3, plus cascade ones; 0 if no longer streamed)
 
     @property
     def in_sync(self) -> bool:
@@ -85,7 +86,7 @@ class TableDrift:
 
 def generation_of(definition: TriggerDefinition) -> TriggerDefinition:
     """The definition named for its generation: `<name>_<8 hex digits of what it does>`."""
-    what = "\0".join(("AFTER", definition.event, definition.body, definition.definer or ""))
+    what = "\0".join((definition.timing, definition.event, definition.body, definition.definer or ""))
     generation = hashlib.sha256(what.encode("utf-8")).hexdigest()[:8]
     name = definition.name
     if len(name) + 9 > _MAX_IDENTIFIER:
@@ -93,8 +94,13 @@ def generation_of(definition: TriggerDefinition) -> TriggerDefinition:
     return replace(definition, name=f"{name}_{generation}")
 
 
-def wanted_triggers(shape: Any, settings: StreamSettings) -> tuple[TriggerDefinition, ...]:
-    return tuple(generation_of(d) for d in generate_triggers(shape, settings))
+def wanted_triggers(conn: Any, schema: str, tables: Sequence[str],
+                    settings: StreamSettings) -> tuple[dict[str, tuple[TriggerDefinition, ...]], dict[str, tuple[str, ...]]]:
+    """Every trigger of ours `schema` should have, per table, named for its generation; and the columns
+    each streamed table's records cover. Refuses (ConfigError) cascades that cannot be emitted."""
+    wanted = wanted_definitions(conn, schema, tables, settings)
+    return ({table: tuple(generation_of(d) for d in defs) for table, defs in wanted.definitions.items()},
+            wanted.columns)
 
 
 def read_our_triggers(conn: Any, schema: str) -> list[InstalledTrigger]:
@@ -118,13 +124,18 @@ def plan_triggers(conn: Any, schema: str, tables: Sequence[str], settings: Strea
 
     Refuses (exit 2) when a trigger we need to create has the name of one we did not create.
     """
+    return _plan_all(conn, schema, tables, settings)[0]
+
+
+def _plan_all(conn: Any, schema: str, tables: Sequence[str],
+              settings: StreamSettings) -> tuple[list[TablePlan], dict[str, tuple[TriggerDefinition, ...]]]:
+    definitions, columns = wanted_triggers(conn, schema, tables, settings)
     ours = read_our_triggers(conn, schema)
     foreign = _foreign_names(conn, schema, ours)
-    streamed = {t.lower() for t in tables}
     plans = [_plan_drops(schema, table, [t for t in ours if t.table == table])
-             for table in sorted({t.table for t in ours if t.table.lower() not in streamed})]
-    for table in tables:
-        plan = _plan_table(schema, table, read_table_shape(conn, schema, table), settings, ours)
+             for table in sorted({t.table for t in ours} - set(definitions))]
+    for table, defs in definitions.items():
+        plan = _plan_table(schema, table, defs, columns.get(table, ()), ours)
         for change in plan.changes:
             if change.action in ("create", "replace") and change.name in foreign:
                 raise ConfigError(
@@ -132,34 +143,34 @@ def plan_triggers(conn: Any, schema: str, tables: Sequence[str], settings: Strea
                     f"create; it needs that name for {schema}.{table} and never touches a trigger it did not create",
                     hint="rename or drop that trigger yourself, then run `rds-streams up` again")
         plans.append(plan)
-    return plans
+    return plans, definitions
 
 
 def install_triggers(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
     """Create, replace or drop our triggers so they match `tables`; returns what was done. Idempotent."""
     _ensure_bookkeeping(conn, schema)
-    plans = plan_triggers(conn, schema, tables, settings)
+    plans, definitions = _plan_all(conn, schema, tables, settings)
     with _creation_session(conn):
-        # Tables no longer streamed first: a table renamed away still holds triggers named for its old name.
-        for plan in sorted(plans, key=lambda p: bool(p.columns)):
+        # Tables losing all of ours first: a table renamed away still holds triggers named for its old name.
+        for plan in sorted(plans, key=lambda p: p.table in definitions):
             if plan.needs_work:
-                wanted = _wanted_by_name(conn, plan, settings)
-                _apply(conn, plan, wanted)
+                _apply(conn, plan, {d.name: d for d in definitions.get(plan.table, ())})
     return plans
 
 
-def refit_triggers_locked(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings) -> list[TablePlan]:
+def refit_triggers_locked(conn: Any, schema: str, tables: Sequence[str], settings: StreamSettings,
+                          locked: Sequence[str]) -> list[TablePlan]:
     """Like install_triggers for `tables`, while the caller holds LOCK TABLES ... WRITE on all of them
-    and on `rds_streams`.`triggers` (see `lock_for_refit`).
+    and on `rds_streams`.`triggers` (see `lock_for_refit`): `locked` names the tables it may change.
 
     For a migration: the DDL and the triggers that fit its result happen under one lock, so no write
     sees a trigger naming a column that is gone, and none after the DDL is recorded in the old shape.
     """
-    plans = plan_triggers(conn, schema, tables, settings)
+    plans, definitions = _plan_all(conn, schema, tables, settings)
     with _creation_session(conn):
         for plan in plans:
-            if plan.needs_work and plan.columns:
-                _apply(conn, plan, _wanted_by_name(conn, plan, settings), lock=False)
+            if plan.needs_work and plan.table in definitions and plan.table in locked:
+                _apply(conn, plan, {d.name: d for d in definitions[plan.table]}, lock=False)
     return plans
 
 
@@ -179,19 +190,19 @@ def trigger_drift(conn: Any, schema: str, tables: Sequence[str], settings: Strea
         # A wanted trigger installed beside an older generation of itself: an interrupted replacement.
         unchanged = {_base(c.name) for c in plan.changes if c.action == "unchanged"}
         two = any(_base(name) in unchanged for name in extra)
-        drift.append(TableDrift(schema, plan.table, missing, changed, extra, two))
+        expected = len(plan.changes) - len(extra)
+        drift.append(TableDrift(schema, plan.table, missing, changed, extra, two, expected))
     return drift
 
 
-def _plan_table(schema: str, table: str, shape: Any, settings: StreamSettings,
+def _plan_table(schema: str, table: str, wanted: Sequence[TriggerDefinition], columns: tuple[str, ...],
                 ours: Sequence[InstalledTrigger]) -> TablePlan:
-    columns = tuple(c.name for c in shape.columns)
     on_table = {t.name: t for t in ours if t.table == table}
     by_base: dict[str, list[str]] = {}
     for name in on_table:
         by_base.setdefault(_base(name), []).append(name)
     changes = []
-    for definition in wanted_triggers(shape, settings):
+    for definition in wanted:
         if definition.name in on_table:
             on_table.pop(definition.name)
             changes.append(TriggerChange(definition.name, definition.event, "unchanged", "matches the generated trigger"))
@@ -212,12 +223,6 @@ def _plan_table(schema: str, table: str, shape: Any, settings: StreamSettings,
 def _plan_drops(schema: str, table: str, triggers: Sequence[InstalledTrigger]) -> TablePlan:
     return TablePlan(schema, table, (), tuple(TriggerChange(t.name, t.event, "drop", "the table is no longer streamed")
                                               for t in triggers))
-
-
-def _wanted_by_name(conn: Any, plan: TablePlan, settings: StreamSettings) -> dict[str, TriggerDefinition]:
-    if not plan.columns:
-        return {}
-    return {d.name: d for d in wanted_triggers(read_table_shape(conn, plan.schema, plan.table), settings)}
 
 
 def _apply(conn: Any, plan: TablePlan, wanted: dict[str, TriggerDefinition], *, lock: bool = True) -> None:

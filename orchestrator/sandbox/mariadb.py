@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import OperationFailed
+from orchestrator.resources import sql_text
 from orchestrator.sandbox.processes import find_binary, port_open, read_pid, stop_pid, wait_until
 
-ROOT_SOCKET_ONLY_SQL = Path(__file__).resolve().parents[2] / "sql" / "sandbox" / "root_socket_only.sql"
+ROOT_SOCKET_ONLY_SQL = "sandbox/root_socket_only.sql"
 
 
 @dataclass
@@ -96,7 +97,7 @@ class MariaDBServer:
             self._run("mariadb-bootstrap", [find_binary("mariadbd", "mariadb-server"), "--no-defaults", *root,
                                             f"--datadir={installing}", f"--tmpdir={self.tmpdir}", "--bootstrap",
                                             "--skip-networking"],
-                      stdin=ROOT_SOCKET_ONLY_SQL.read_text(encoding="utf-8"))
+                      stdin=sql_text(ROOT_SOCKET_ONLY_SQL))
         installing.rename(self.datadir)
 
     def _run(self, name: str, command: list[str], stdin: str = "") -> None:

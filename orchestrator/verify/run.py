@@ -43,6 +43,7 @@ def verify(config: Config, ui: UI, cancel: CancelToken, user_tables: bool | None
         checks: list[tuple[str, Callable[[], CheckResult]]] = [
             ("lambda_async probe", lambda: _probe(ctx, target, wait)),
             ("triggers match what would be generated", lambda: _drift(ctx)),
+            ("cascade paths covered", lambda: _cascades(ctx)),
             ("round trip on the canary", lambda: _round_trip(ctx, *_canary(), {}, target, wait)),
             ("rolled-back write", lambda: _rollback(ctx, target)),
         ]
@@ -108,6 +109,15 @@ def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
     return CheckResult(name, True, f"{marker} logged by the consumer", {"probe": round(latency, 1)})
 
 
+def _cascades(ctx: Any) -> CheckResult:
+    """Which chains of cascading foreign keys the triggers emit (a refused one fails the check)."""
+    from orchestrator.up_steps import cascade_report
+
+    paths = cascade_report(ctx)
+    return CheckResult("cascade paths covered", True,
+                       "; ".join(paths) if paths else "no cascading foreign key changes a streamed table")
+
+
 def _drift(ctx: Any) -> CheckResult:
     from orchestrator.up_steps import streamed_drift
 
@@ -121,7 +131,7 @@ def _drift(ctx: Any) -> CheckResult:
         return CheckResult("triggers match what would be generated", False,
                            " | ".join(problems) + " (run `rds-streams up` to reinstall them)")
     return CheckResult("triggers match what would be generated", True,
-                       f"{len(drift)} table(s), {3 * len(drift)} triggers in sync")
+                       f"{len(drift)} table(s), {sum(d.expected for d in drift)} triggers in sync")
 
 
 def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], target: str,

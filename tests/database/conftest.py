@@ -20,6 +20,7 @@ from orchestrator.database.trigger_install import TablePlan, install_triggers
 from orchestrator.database.triggers import StreamSettings
 from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, fetch_calls, install_emulation
 from orchestrator.sandbox.mariadb import MariaDBServer
+from tests.database.consumers import consume
 
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:rds-streams-consumer"
 
@@ -60,7 +61,10 @@ class StreamDb:
         return install_triggers(self.conn, self.schema, tables, self.settings(view_type, **overrides))
 
     def new_records(self) -> list[dict[str, Any]]:
-        """Records from calls made since the last look, each payload holding exactly one record."""
+        """Records from calls made since the last look, each payload holding exactly one record.
+
+        Each one has passed powertools' parser and data class and boto3's TypeDeserializer (consumers.py).
+        """
         records = []
         while True:
             calls = fetch_calls(self.conn, self.seen_call_id, 1000)
@@ -72,6 +76,7 @@ class StreamDb:
                 assert list(payload) == ["Records"] and len(payload["Records"]) == 1, call.payload[:300]
                 record = payload["Records"][0]
                 if f"/{self.schema}/" in record["eventSourceARN"]:
+                    consume(record)
                     records.append(record)
 
     def connect(self, user: str = "root", **kwargs: Any) -> pymysql.Connection:

@@ -19,7 +19,7 @@ TABLE = "CREATE TABLE `orders` (`id` INT NOT NULL PRIMARY KEY, `qty` INT NULL, `
 
 def expected_names(db: StreamDb, table: str = "orders", view_type: str = "NEW_AND_OLD_IMAGES") -> list[str]:
     """What install names the triggers: `rds_streams_<table>_<event>_<generation>`."""
-    return [d.name for d in wanted_triggers(read_table_shape(db.conn, db.schema, table), db.settings(view_type))]
+    return [d.name for d in wanted_triggers(db.conn, db.schema, [table], db.settings(view_type))[0][table]]
 
 
 def installed(db: StreamDb) -> dict[str, tuple[str, object]]:

@@ -1,5 +1,7 @@
 """Random rows inserted, updated and deleted produce one well-formed record each, whose typed images
-decode back to exactly the row as PyMySQL reads it."""
+decode back to exactly the row as PyMySQL reads it (FLOAT as its stored value, TIMESTAMP in UTC).
+
+Every record also passes powertools and boto3 (consumers.py, via StreamDb.new_records)."""
 
 from __future__ import annotations
 
@@ -133,8 +135,12 @@ def q(name: str) -> str:
 
 
 def read_row(db: StreamDb, shape: TableShape, key: tuple[Any, ...]) -> dict[str, Any]:
+    """The row as the records carry it: a FLOAT's stored value, a TIMESTAMP's UTC instant."""
     where = " AND ".join(f"{q(name)} = %s" for name in shape.primary_key)
-    rows = db.query(f"SELECT * FROM {q(shape.table)} WHERE {where}", key)
+    columns = ", ".join(f"CAST({q(c.name)} AS DOUBLE) AS {q(c.name)}" if c.data_type == "float" else q(c.name)
+                        for c in shape.columns)
+    db.execute("SET time_zone = '+00:00'")
+    rows = db.query(f"SELECT {columns} FROM {q(shape.table)} WHERE {where}", key)
     assert len(rows) == 1
     return rows[0]
 
@@ -142,7 +148,7 @@ def read_row(db: StreamDb, shape: TableShape, key: tuple[Any, ...]) -> dict[str,
 def check_record(record: dict[str, Any], shape: TableShape, view_type: str, event_name: str,
                  new: dict[str, Any] | None, old: dict[str, Any] | None) -> None:
     assert record["eventName"] == event_name
-    assert record["eventVersion"] == "1.1" and record["eventSource"] == "rds-streams:aurora-mysql"
+    assert record["eventVersion"] == "1.1" and record["eventSource"] == "aws:dynamodb"
     assert record["awsRegion"] == "eu-west-1"
     assert record["eventSourceARN"].endswith(f"/{shape.schema}/{shape.table}")
     ddb = record["dynamodb"]

@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from orchestrator.database.catalog import read_table_shape
 from orchestrator.database.trigger_install import trigger_drift, wanted_triggers
 from orchestrator.database.triggers import trigger_name
 from orchestrator.errors import ConfigError
@@ -30,7 +29,7 @@ def triggers_on(db: StreamDb, table: str) -> list[str]:
 
 
 def wanted(db: StreamDb, table: str, view_type: str = "NEW_AND_OLD_IMAGES") -> list[str]:
-    return sorted(d.name for d in wanted_triggers(read_table_shape(db.conn, db.schema, table), db.settings(view_type)))
+    return sorted(d.name for d in wanted_triggers(db.conn, db.schema, [table], db.settings(view_type))[0][table])
 
 
 def test_a_trigger_we_did_not_create_is_never_touched_whatever_its_name(stream_db: StreamDb) -> None:
