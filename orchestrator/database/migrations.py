@@ -259,11 +259,12 @@ def _run_locked(conn: Connection, cursor: Any, migration: Migration, index: int,
     All streamed tables are locked, not only the altered one: another table's triggers can depend on
     this one's shape (a parent emitting its cascaded children's changes).
     """
+    from orchestrator.database.catalog import table_exists
     from orchestrator.database.trigger_install import lock_for_refit, read_our_triggers
     from orchestrator.database.trigger_sql import UNLOCK_TABLES
 
     # Streamed tables, and tables carrying ours for them (a parent emitting its cascaded children).
-    present = [t for t in streamed_tables if _table_exists(cursor, database, t)]
+    present = [t for t in streamed_tables if table_exists(conn, database, t)]
     present += sorted({t.table for t in read_our_triggers(conn, database)} - set(present))
     cursor.execute(lock_for_refit(database, present))
     try:
@@ -368,12 +369,6 @@ def _has_our_triggers(conn: Connection, database: str, table: str) -> bool:
     from orchestrator.database.trigger_install import read_our_triggers
 
     return any(t.table == table for t in read_our_triggers(conn, database))
-
-
-def _table_exists(cursor: Any, database: str, table: str) -> bool:
-    cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                   (database, table))
-    return cursor.fetchone()[0] > 0
 
 
 def _read(path: Path, version: tuple[int, ...], description: str) -> Migration:

@@ -241,10 +241,6 @@ def lock_table(schema: str, table: str) -> str:
     return f"LOCK TABLES {quote_identifier(schema)}.{quote_identifier(table)} WRITE"
 
 
-def lock_tables(schema: str, tables: Sequence[str]) -> str:
-    return "LOCK TABLES " + ", ".join(f"{quote_identifier(schema)}.{quote_identifier(t)} WRITE" for t in tables)
-
-
 UNLOCK_TABLES = "UNLOCK TABLES"
 SESSION_SQL_MODE_QUERY = "SELECT @@SESSION.sql_mode"
 SET_SESSION_SQL_MODE = "SET SESSION sql_mode = %s"
