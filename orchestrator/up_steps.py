@@ -67,11 +67,14 @@ class DeployStacks:
         return False  # the change sets are the check: an unchanged stack costs one describe
 
     def run(self, ctx: UpContext) -> None:
+        from orchestrator.deploy.assets import ConsumerCode
         from orchestrator.deploy.pinned import ssm_lookup
         from orchestrator.deploy.up import deploy_stacks
 
+        code = ConsumerCode(ctx.config, s3=ctx.aws.client("s3"), ui=ctx.ui)
         result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel,
-                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion)
+                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion,
+                               code=code)
         ctx.outputs.update(result.outputs)
         ctx.changed_stacks += result.changed
 
