@@ -95,7 +95,13 @@ class BindSandbox:
         trust_key_pair(state, ctx.session.private_key())
         # The runner loads the deployed code when it starts: restart it when that code may have changed.
         if ctx.sandbox.runner_pid() is None or ctx.config.stack_name("consumer") in ctx.changed_stacks:
+            from orchestrator.sandbox.function_code import prepare_deployed
+
+            # A requirement that does not install fails `up` here, where the user sees why.
+            prepare_deployed(ctx.aws, ctx.config.stack_name("consumer"), ctx.deployment.function_arn,
+                             ctx.sandbox.root / "functions")
             ctx.sandbox.restart_runner(state)
+
 
 
 class OpenTunnel:

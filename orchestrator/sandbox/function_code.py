@@ -105,3 +105,10 @@ def _unpacked(function: DeployedFunction, s3: Any, work_dir: Path) -> Path:
     except OSError:  # the runner and `up` unpacked it at the same time: either copy is the same
         shutil.rmtree(partial, ignore_errors=True)
     return folder
+
+
+def prepare_deployed(aws: Any, stack: str, arn: str, work_dir: Path) -> None:
+    """Make the function `stack` deploys as `arn` ready to run, before the runner needs it."""
+    function = deployed_function(aws.client("cloudformation"), stack, arn.rsplit(":", 1)[-1], arn)
+    if function is not None:
+        prepare(function, aws.client("s3"), work_dir)
