@@ -33,8 +33,9 @@ dynamodb = boto3.client("dynamodb")
 def handler(event, context):
     for record in event["Records"]:
         outcome = apply(record)
+        # the record's keys-only shape, so `rds-streams logs` shows it as a change record
         print(json.dumps({"replica": outcome, "eventID": record["eventID"], "eventName": record["eventName"],
-                          "eventSourceARN": record["eventSourceARN"], "Keys": record["dynamodb"]["Keys"]}))
+                          "eventSourceARN": record["eventSourceARN"], "dynamodb": {"Keys": record["dynamodb"]["Keys"]}}))
     return {"records": len(event["Records"])}
 
 
