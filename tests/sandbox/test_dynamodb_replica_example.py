@@ -137,6 +137,8 @@ def test_the_replica_equals_the_aurora_table_after_a_random_workload(tmp_path, c
     try:
         code, out = cli("up", "--config", str(config), "--yes")
         assert code == 0, out
+        code, out = cli("verify", "--config", str(config))
+        assert code == 0, [o for o in out if o["type"] in ("check", "result")]
         dynamodb = Sandbox(load_config(config)).state().aws().client("dynamodb")
         create_replica_table(dynamodb, REPLICA, KEYS["routes"])
 
