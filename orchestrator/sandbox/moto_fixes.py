@@ -67,8 +67,7 @@ def _apply_change_set(self: ChangeSet) -> None:
     stack.resource_map.update(self.template_dict, self.parameters)
     stack.template = self.template
     stack._parse_template()
-    if self.parameters:
-        stack.parameters = self.parameters
+    stack.parameters = self.parameters or {}  # a template that takes none any more keeps none
     stack.description = self.template_dict.get("Description")
     stack.output_map = stack._create_output_map()
 
@@ -118,6 +117,14 @@ def _update_forgetting_removed(self: ResourceMap, template: dict[str, Any],
     adds it back gets the deleted one (an SQS queue reported UPDATE_COMPLETE that does not exist).
     CloudFormation creates it again: forget removed resources, so re-adding creates them."""
     before = set(self._resource_json_map)
+    # moto keeps the parameters of the previous template when the new one takes none, then fails on
+    # them (KeyError): a consumer going back from your package to the inline logger. Forget them.
+    dropped = set(self.resolved_parameters) - set(template.get("Parameters", {}))
+    for name in dropped:
+        self.resolved_parameters.pop(name, None)
+        self._parsed_resources.pop(name, None)
+    if not parameters:
+        self.input_parameters = {}
     _resource_map_update(self, template, parameters)
     for name in before - set(template.get("Resources", {})):
         self._parsed_resources.pop(name, None)

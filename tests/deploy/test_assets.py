@@ -4,7 +4,7 @@ someone else's objects, saying what to do."""
 
 from __future__ import annotations
 
-from tests.factories import write_consumer
+from tests.factories import write_config, write_consumer
 
 STACKS = ("--only", "assets", "--only", "consumer")
 HANDLER = "def handler(event, context):\n    return {'records': len(event.get('Records', []))}\n"
@@ -54,3 +54,18 @@ def test_down_removes_our_packages_then_the_bucket_and_leaves_a_bucket_with_fore
     assert events_of("down", out)[0]["deleted"] == ["rds-streams-assets"]
     assert live_stacks(aws) == set()
     assert s3.list_buckets()["Buckets"] == []
+
+
+def test_switching_between_own_code_and_the_shipped_consumer_updates_the_function(aws, cli, tmp_path):
+    write_consumer(tmp_path / "own" / "consumer", HANDLER)
+    own = str(write_config(tmp_path / "own", {"project": {"target": "aws"},
+                                              "consumer": {"source": "consumer", "handler": "app.handler"}}))
+    shipped = str(write_config(tmp_path / "shipped", {"project": {"target": "aws"}}))
+    handler = lambda: aws("lambda").get_function(FunctionName="rds-streams-consumer")["Configuration"]["Handler"]  # noqa: E731
+    for config, expected in ((own, "app.handler"), (shipped, "index.handler"), (own, "app.handler")):
+        code, out = cli("up", "--config", config, "--yes", "--only", "consumer")
+        assert code == 0, out
+        assert events_of("stack_event", out), "each switch is a change"
+        assert handler() == expected
+    code, out = cli("up", "--config", own, "--yes", "--only", "consumer")
+    assert events_of("stack_event", out) == [], "and no switch is none"

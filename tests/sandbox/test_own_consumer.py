@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.database.consumers import consume
 from tests.factories import write_consumer, write_wheel
-from tests.sandbox.conftest import local_config, root_connection, wait_for
+from tests.sandbox.conftest import local_config, logged_records, root_connection, wait_for
 
 HANDLER = '''import json
 
@@ -146,5 +146,16 @@ def test_own_handler_with_a_dependency_runs_and_redeploys_only_when_its_code_cha
         root = Sandbox(load_config(config)).root
         assert list((root / "functions").glob("rds-streams-consumer/*/app.py"))
         assert list((root / "functions" / "local-deps").glob("*/pigtail.py"))
+
+        # back to the shipped logging consumer: inline code again, which the sandbox runs as deployed
+        text = config.read_text()
+        config.write_text(text.replace('source = "consumer"\n', "").replace('handler = "app.handler"\n', ""))
+        code, out = cli("up", "--config", str(config), "--yes")
+        assert code == 0, out
+        with root_connection(config).cursor() as cursor:
+            cursor.execute("INSERT INTO `flights`.`routes` (`airportFrom`, `airportTo`, `operator`, `group`, "
+                           "`carrierCode`) VALUES ('OWN', %s, 'op', 'grp', 'W')", (f"{token}-shipped",))
+        [record] = wait_for(lambda: logged_records(config, f"{token}-shipped"), 60, "the shipped consumer's record")
+        assert consume(record)["NewImage"]["airportTo"] == f"{token}-shipped"
     finally:
         cli("down", "--config", str(config), "--yes")
