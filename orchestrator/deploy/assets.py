@@ -41,6 +41,16 @@ class ConsumerCode:
             self.upload(outputs["assets"]["BucketName"])
         return [{"ParameterKey": CODE_KEY, "ParameterValue": self.key}]
 
+    def changed_note(self, stack: str, deployed: dict[str, str]) -> list[str]:
+        """A line for `plan` when the consumer's package differs from the deployed one."""
+        from blueprints.consumer import CODE_KEY
+
+        if stack != "consumer" or self.config.consumer.source is None or deployed.get(CODE_KEY) == self.key:
+            return []
+        before = deployed.get(CODE_KEY, "").rsplit("/", 1)[-1].removesuffix(".zip")[:16] or "the inline logger"
+        return [f"your consumer's code changed: package {before} -> {self.package.short_hash} "
+                f"(from {self.config.consumer.source}); `up` uploads and deploys it"]
+
     def upload(self, bucket: str) -> None:
         """Put the package at its key unless it is there already (the key carries the hash)."""
         from botocore.exceptions import ClientError

@@ -33,7 +33,7 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
     code = ConsumerCode(config)  # built (from its cache when unchanged) to compare its hash, never uploaded
     states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
     outputs = {key: state.outputs for key, state in states.items()}
-    plans = []
+    plans, notes = [], []
     for key in keys:
         spec, state = specs[key], states[key]
         if state.phase in (Phase.ABSENT, Phase.FAILED_CREATE):
@@ -52,11 +52,11 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         if change_set is None:
             plans.append(StackPlan(spec.name, "unchanged"))
         else:
+            notes += code.changed_note(key, state.parameters)
             cfn.delete_change_set(StackName=spec.name, ChangeSetName=change_set.name)
             plans.append(StackPlan(spec.name, "update", change_set.changes))
     for plan in plans:
         show_plan(plan, ui)
-    notes = []
     if "database" in keys and config.database.dialect is Dialect.V2:
         from blueprints.database import EXTENDED_SUPPORT_NOTE
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.config import Config
+from orchestrator.errors import OperationFailed
 from orchestrator.package.dependencies import InstallTarget, install_requirements
-from orchestrator.package.zipper import Package, PackageInput, zip_package
+from orchestrator.package.zipper import Package, PackageInput, collect, zip_package
 
 REQUIREMENTS = "requirements.txt"
+UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit for a package's unzipped size (from S3 too)
 # Every object we put in the assets bucket is under this prefix: `down` removes these, and only these.
 ASSETS_PREFIX = "rds-streams/"
 BUILD_DIR = ".rds-streams/build"
@@ -36,7 +38,13 @@ def build_consumer_package(config: Config) -> Package:
     if requirements.is_file() and requirements.read_text(encoding="utf-8").strip():
         dependencies = install_requirements(requirements, InstallTarget.lambda_runtime(config.consumer.architecture),
                                             build_cache(config) / "lambda-deps")
-    return zip_package(package_inputs(source, dependencies))
+    inputs = package_inputs(source, dependencies)
+    size = sum(path.stat().st_size for path in collect(inputs).values())
+    if size > UNZIPPED_LIMIT:
+        raise OperationFailed(f"your consumer's package would be {size / 2**20:.0f} MB unzipped; Lambda takes at "
+                              f"most {UNZIPPED_LIMIT // 2**20} MB ({source} and its requirements.txt)",
+                              hint="drop what the handler does not need, or move big dependencies to a Lambda layer")
+    return zip_package(inputs)
 
 
 def package_key(config: Config, package: Package) -> str:

@@ -122,6 +122,7 @@ def test_own_handler_with_a_dependency_runs_and_redeploys_only_when_its_code_cha
             assert ("Modify", "ConsumerFunction") in {(c["action"], c["logical_id"])
                                                       for c in plans["rds-streams-consumer"]["changes"]}
             assert {p["action"] for s, p in plans.items() if s != "rds-streams-consumer"} == {"unchanged"}
+            assert any("your consumer's code changed" in n["message"] for n in events_of("note", out))
 
             code, out = cli("up", "--config", str(config), "--yes")
             assert code == 0, out
