@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -41,8 +42,6 @@ def lambda_environment(state: Any, function_name: str, *, memory_mb: int = 128, 
     (the sandbox's own, standing in for the function's role) and AWS_ENDPOINT_URL at the sandbox's
     moto, so a handler's boto3 calls (DynamoDB, Kinesis, SQS...) land there; plus the function's own
     variables. Everything else is inherited from the runner, minus what would point at real AWS."""
-    import os
-
     from orchestrator.sandbox.moto_server import load_credentials
 
     credentials = load_credentials(state.root)
@@ -184,7 +183,7 @@ class Runner:
                 except Exception as err:
                     raise RuntimeError(f"cannot prepare {name}'s code: {err}") from err
                 environment = lambda_environment(self.state, name, memory_mb=code.memory_mb, handler=code.handler,
-                                                 variables=code.environment) if self.state else {}
+                                                 variables=code.environment) if self.state else dict(os.environ)
                 worker = Worker(code, paths, environment)
             self.workers[arn] = worker
         return self.workers[arn]
