@@ -146,7 +146,7 @@ def test_the_replica_equals_the_aurora_table_after_a_random_workload(tmp_path, c
         for writer in writers:
             writer.__enter__()
         try:
-            wait_for(lambda: sum(w.done for w in writers) >= 600, 120, "600 transactions")
+            wait_for(lambda: sum(w.done for w in writers) >= 400, 120, "400 transactions")
         finally:
             for writer in writers:
                 writer.__exit__()
