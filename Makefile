@@ -19,7 +19,7 @@ demo: $(BIN)/.installed system-packages
 	$(BIN)/rds-streams verify
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check orchestrator blueprints tests bench
+	$(BIN)/ruff check orchestrator blueprints tests bench examples
 
 test: $(BIN)/.installed system-packages lint
 	$(BIN)/python -m pytest -q

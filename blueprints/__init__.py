@@ -10,15 +10,17 @@ if TYPE_CHECKING:
 
     from orchestrator.config import Config
 
-STACKS = ("network", "consumer", "database")
+STACKS = ("assets", "network", "consumer", "database")
 
 
 def blueprint(stack: str) -> Callable[[Config], Template]:
+    from blueprints.assets import assets_template
     from blueprints.consumer import consumer_template
     from blueprints.database import database_template
     from blueprints.network import network_template
 
-    return {"network": network_template, "consumer": consumer_template, "database": database_template}[stack]
+    return {"assets": assets_template, "network": network_template, "consumer": consumer_template,
+            "database": database_template}[stack]
 
 
 def render_all(config: Config) -> dict[str, Template]:

@@ -6,7 +6,7 @@ from awacs import logs as logs_actions
 from awacs import sqs as sqs_actions
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
-from troposphere import GetAtt, Output, Ref, Sub, Template, awslambda, iam, logs, sqs
+from troposphere import GetAtt, Output, Parameter, Ref, Sub, Template, awslambda, iam, logs, sqs
 
 from blueprints.common import new_template, tag_everything
 from orchestrator.config import Config
@@ -48,7 +48,7 @@ def async_invoke_config(t: Template, function: awslambda.Function, queue: sqs.Qu
     ))
 
 
-def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None) -> iam.Role:
+def consumer_role(t: Template, config: Config, group: logs.LogGroup, queue: sqs.Queue | None) -> iam.Role:
     """May write to its own log group (not the managed policy, whose resource is *) and, in direct
     mode, to its own dead-letter queue."""
     statements = [Statement(
@@ -65,16 +65,37 @@ def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None) ->
         Policies=[iam.Policy(PolicyName="WriteOwnLogs", PolicyDocument=PolicyDocument(
             Version="2012-10-17", Statement=statements,
         ))],
+        # What your own handler calls beyond its logs (a DynamoDB table, say): managed policies you name.
+        **({"ManagedPolicyArns": list(config.consumer.policy_arns)} if config.consumer.policy_arns else {}),
     ))
 
 
+# Parameters of the consumer stack when it runs your own code: the assets bucket (from the assets
+# stack's output) and the package's key there, which carries its hash (filled in by `up` and `plan`).
+CODE_BUCKET, CODE_KEY = "CodeBucket", "CodeKey"
+
+
+def function_code(t: Template, config: Config) -> tuple[awslambda.Code, str, str]:
+    """The code, handler and description: the shipped logger inline, or your package from the bucket."""
+    if config.consumer.source is None:
+        return (awslambda.Code(ZipFile=handler_source()), "index.handler",
+                "rds-streams consumer: logs each change record as one JSON line")
+    bucket = t.add_parameter(Parameter(CODE_BUCKET, Type="String", Description="the assets bucket"))
+    key = t.add_parameter(Parameter(CODE_KEY, Type="String", Description="the deployment package's key (by its hash)"))
+    return (awslambda.Code(S3Bucket=Ref(bucket), S3Key=Ref(key)), config.consumer.handler or "",
+            "rds-streams consumer: your handler from [consumer] source")
+
+
 def consumer_function(t: Template, config: Config, role: iam.Role, group: logs.LogGroup) -> awslambda.Function:
+    code, handler, description = function_code(t, config)
+    extra = {"Environment": awslambda.Environment(Variables=dict(config.consumer.environment))} \
+        if config.consumer.environment else {}
     function = t.add_resource(awslambda.Function(
         "ConsumerFunction", FunctionName=config.consumer.function_name, Runtime="python3.12",
-        Handler="index.handler", Code=awslambda.Code(ZipFile=handler_source()),
+        Handler=handler, Code=code, Architectures=[config.consumer.architecture],
         Role=GetAtt(role, "Arn"), MemorySize=128, Timeout=30,
         LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(group)),
-        Description="rds-streams consumer: logs each change record as one JSON line",
+        Description=description, **extra,
     ))
     t.add_output(Output("FunctionArn", Value=GetAtt(function, "Arn")))
     t.add_output(Output("FunctionName", Value=Ref(function)))
@@ -85,7 +106,7 @@ def consumer_template(config: Config) -> Template:
     t = new_template(config, "consumer", "the Lambda that receives change records")
     group = log_group(t, config)
     queue = dead_letter_queue(t) if config.stream.delivery == "direct" else None
-    role = consumer_role(t, group, queue)
+    role = consumer_role(t, config, group, queue)
     function = consumer_function(t, config, role, group)
     if queue is not None:
         async_invoke_config(t, function, queue)

@@ -135,9 +135,23 @@ class BastionConfig(_Section):
         return "arm64" if family == "a1" or re.match(r"^[a-z]+\d+[a-z]*g", family) else "x86_64"
 
 
+# Lambda reserves these environment variable names (and sets them itself).
+RESERVED_ENVIRONMENT = re.compile(r"^(AWS_|_HANDLER$|_X_AMZN_TRACE_ID$|LAMBDA_TASK_ROOT$|LAMBDA_RUNTIME_DIR$|TZ$)")
+
+
 class ConsumerConfig(_Section):
     function_name: str = Field("rds-streams-consumer", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     log_retention_days: int = 7
+    # Your own handler: a folder (relative to the config file) with an optional requirements.txt, and
+    # its entry point as module.function. Without `source`, the shipped logging consumer is deployed.
+    source: str | None = None
+    handler: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+    # The function's architecture: what requirements.txt is installed for.
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    # The function's environment variables (e.g. the table your handler writes to).
+    environment: dict[str, str] = Field(default_factory=dict)
+    # Managed policies attached to the function's role, for what your handler calls (e.g. DynamoDB).
+    policy_arns: tuple[str, ...] = Field((), strict=False)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -145,6 +159,34 @@ class ConsumerConfig(_Section):
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return value
+
+    @field_validator("environment")
+    @classmethod
+    def _lambda_environment(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+                raise ValueError(f"{name!r} is not an environment variable name (letters, digits and _)")
+            if RESERVED_ENVIRONMENT.match(name):
+                raise ValueError(f"{name!r} is reserved by Lambda, which sets it itself; choose another name")
+        return value
+
+    @field_validator("policy_arns")
+    @classmethod
+    def _policy_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not re.match(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$", arn):
+                raise ValueError(f"{arn!r} is not a managed policy ARN such as "
+                                 "arn:aws:iam::123456789012:policy/my-replica-writer")
+        return value
+
+    @model_validator(mode="after")
+    def _handler_needs_source(self) -> ConsumerConfig:
+        if self.handler is not None and self.source is None:
+            raise ValueError("handler names an entry point in your own code: give source (the folder it is in) too")
+        if self.source is not None and self.handler is None:
+            raise ValueError("source is your own code: give handler too, its entry point as module.function "
+                             "(e.g. \"app.handler\" for def handler(event, context) in app.py)")
+        return self
 
 
 class TableConfig(_Section):
@@ -206,6 +248,13 @@ class Config(_Section):
         return (self._source.parent / where).resolve()
 
     @property
+    def consumer_source_path(self) -> Path | None:
+        """Your own consumer's folder, or None for the shipped logging consumer."""
+        if self.consumer.source is None:
+            return None
+        return (self._source.parent / self.consumer.source).resolve()
+
+    @property
     def ca_bundle_path(self) -> Path | None:
         if self.database.ca_bundle is None:
             return None
@@ -247,10 +296,24 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             f"{path}: [database] schema: file {config.database.schema_file!r} not found "
             f"(looked at {config.migrations_path}); give a path relative to the config file"
         )
+    _check_consumer_source(config, path)
     from orchestrator.database.migrations import migration_files
 
     migration_files(config)  # a malformed migrations folder is a config error: refused before anything runs
     return config
+
+
+def _check_consumer_source(config: Config, path: Path) -> None:
+    folder = config.consumer_source_path
+    if folder is None or config.consumer.handler is None:
+        return
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: [consumer] source: folder {config.consumer.source!r} not found (looked at {folder}); "
+                          "give the folder holding your handler, relative to the config file")
+    module = config.consumer.handler.rsplit(".", 1)[0].replace(".", "/")
+    if not ((folder / f"{module}.py").is_file() or (folder / module / "__init__.py").is_file()):
+        raise ConfigError(f"{path}: [consumer] handler: {config.consumer.handler!r} names module {module}.py, "
+                          f"which is not in {folder}; give module.function of a file in the source folder")
 
 
 def describe_validation_error(err: ValidationError, path: Path) -> str:

@@ -127,6 +127,8 @@ local_port = 33306          # `rds-streams tunnel` listens here
 [consumer]
 function_name = "{name}-consumer"
 log_retention_days = 7
+# source = "consumer/"      # your own handler: a folder (with an optional requirements.txt) ...
+# handler = "app.handler"   # ... and its entry point; default: the shipped logging consumer
 
 [stream]
 delivery = "direct"         # "direct": lambda_async per row (as in the article) | "outbox": transactional, batched

@@ -67,11 +67,14 @@ class DeployStacks:
         return False  # the change sets are the check: an unchanged stack costs one describe
 
     def run(self, ctx: UpContext) -> None:
+        from orchestrator.deploy.assets import ConsumerCode
         from orchestrator.deploy.pinned import ssm_lookup
         from orchestrator.deploy.up import deploy_stacks
 
+        code = ConsumerCode(ctx.config, s3=ctx.aws.client("s3"), ui=ctx.ui)
         result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel,
-                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion)
+                               image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion,
+                               code=code)
         ctx.outputs.update(result.outputs)
         ctx.changed_stacks += result.changed
 
@@ -92,7 +95,13 @@ class BindSandbox:
         trust_key_pair(state, ctx.session.private_key())
         # The runner loads the deployed code when it starts: restart it when that code may have changed.
         if ctx.sandbox.runner_pid() is None or ctx.config.stack_name("consumer") in ctx.changed_stacks:
+            from orchestrator.sandbox.function_code import prepare_deployed
+
+            # A requirement that does not install fails `up` here, where the user sees why.
+            prepare_deployed(ctx.aws, ctx.config.stack_name("consumer"), ctx.deployment.function_arn,
+                             ctx.sandbox.root / "functions")
             ctx.sandbox.restart_runner(state)
+
 
 
 class OpenTunnel:

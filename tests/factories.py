@@ -69,3 +69,38 @@ def write_config(directory: Path, overrides: dict[str, Any] | None = None, *,
     path = directory / "config.toml"
     path.write_text(toml_text(raw))
     return path
+
+
+def write_wheel(directory: Path, name: str, version: str, module_source: str) -> Path:
+    """A pure-Python wheel (py3-none-any) of one module `name`, written by hand: a third-party dependency
+    pip installs from `--find-links directory` with no package index (so no network)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": module_source,
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: rds-streams-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def write_consumer(directory: Path, handler_source: str, requirements: str = "") -> Path:
+    """Your own consumer's folder: app.py (with `handler`) and requirements.txt."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "app.py").write_text(handler_source)
+    (directory / "requirements.txt").write_text(requirements)
+    return directory

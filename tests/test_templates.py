@@ -173,7 +173,7 @@ def test_egress_is_a_nat_gateway_or_a_lambda_endpoint(shipped, tmp_path):
 
 def test_every_resource_that_takes_tags_carries_the_ownership_tag(shipped):
     untaggable = {"AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::Route", "AWS::EC2::VPCGatewayAttachment",
-                  "AWS::Lambda::EventInvokeConfig"}
+                  "AWS::Lambda::EventInvokeConfig", "AWS::S3::BucketPolicy"}
     tagged = 0
     for template in shipped.values():
         for logical_id, resource in template["Resources"].items():

@@ -33,6 +33,9 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
     for key in existing:
         refuse_foreign(states[key], config.owner_tag, "delete")
     report = DownReport()
+    bucket = states["assets"].outputs.get("BucketName")
+    if "assets" in existing and bucket and _holds_foreign_content(aws, bucket, report):
+        existing.remove("assets")
     if existing:
         names = ", ".join(states[k].name for k in reversed(existing))
         cluster_note = ("" if "database" not in existing else
@@ -42,6 +45,8 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
         ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
+            if "assets" in wave and bucket:
+                _empty_assets(aws, bucket, report)
             for stack in watched:
                 cfn.delete_stack(StackName=stack.name)
             wait_for(cfn, watched, ui, cancel, timeout=DELETE_TIMEOUT)
@@ -51,6 +56,28 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
     _leftovers(aws, config, keys, states, report)
     _show(report, ui)
     return report
+
+
+def _holds_foreign_content(aws: AwsClients, bucket: str, report: DownReport) -> bool:
+    """A bucket holding objects we did not put there is left, stack and all, with a way out."""
+    from orchestrator.deploy.assets import bucket_contents
+
+    foreign = bucket_contents(aws.client("s3"), bucket).foreign
+    if not foreign:
+        return False
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    report.kept.append(f"the assets bucket {bucket} and its stack: it holds {len(foreign)} object(s) rds-streams did "
+                       f"not put there ({shown}); move or delete them (every version), then run `rds-streams down` again")
+    return True
+
+
+def _empty_assets(aws: AwsClients, bucket: str, report: DownReport) -> None:
+    from orchestrator.deploy.assets import bucket_contents, empty_our_objects
+
+    s3 = aws.client("s3")
+    removed = empty_our_objects(s3, bucket, bucket_contents(s3, bucket))
+    if removed:
+        report.removed.append(f"{removed} package object version(s) from the assets bucket {bucket}")
 
 
 def _refuse_orphaning(keys: list[str], states: dict[str, StackState]) -> None:

@@ -1,4 +1,5 @@
-"""The stack graph: network and consumer first (in parallel), then database with the bastion.
+"""The stack graph: assets and network first (in parallel), then the consumer (its code lives in the
+assets bucket), then database with the bastion.
 
 Upstream Outputs fill downstream Parameters (never exports: they lock stacks in AWS, and moto
 mishandles them).
@@ -12,10 +13,13 @@ from dataclasses import dataclass, field
 from orchestrator.config import Config
 from orchestrator.errors import UsageError
 
-STACK_ORDER = ("network", "consumer", "database")
+STACK_ORDER = ("assets", "network", "consumer", "database")
 
 # Parameter of the downstream stack -> (upstream stack, its Output).
 WIRING: dict[str, dict[str, tuple[str, str]]] = {
+    "consumer": {
+        "CodeBucket": ("assets", "BucketName"),
+    },
     "database": {
         "VpcId": ("network", "VpcId"),
         "PublicSubnetId": ("network", "PublicSubnetId"),
@@ -27,7 +31,7 @@ WIRING: dict[str, dict[str, tuple[str, str]]] = {
 
 @dataclass(frozen=True)
 class StackSpec:
-    key: str                     # network | consumer | database
+    key: str                     # assets | network | consumer | database
     name: str                    # the CloudFormation stack name
     template_body: str
     depends_on: tuple[str, ...] = ()
@@ -70,8 +74,11 @@ def waves(keys: list[str]) -> list[list[str]]:
 def build_specs(config: Config, keys: list[str]) -> dict[str, StackSpec]:
     from blueprints import blueprint
 
-    return {
-        key: StackSpec(key=key, name=config.stack_name(key), template_body=blueprint(key)(config).to_json(indent=None),
-                       depends_on=dependencies(key), wiring=WIRING.get(key, {}))
-        for key in keys
-    }
+    specs = {}
+    for key in keys:
+        template = blueprint(key)(config)
+        # Only the wiring the template takes: the consumer takes the bucket only when it runs your code.
+        wiring = {param: source for param, source in WIRING.get(key, {}).items() if param in template.parameters}
+        specs[key] = StackSpec(key=key, name=config.stack_name(key), template_body=template.to_json(indent=None),
+                               depends_on=dependencies(key), wiring=wiring)
+    return specs

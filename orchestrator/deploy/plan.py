@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config, Dialect
+from orchestrator.deploy.assets import ConsumerCode
 from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
 from orchestrator.deploy.pinned import ImageLookup, newer_image_note, pinned_parameters
 from orchestrator.deploy.stacks import Phase, ResourceChange, create_change_set, describe_stack
@@ -29,9 +30,10 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
                 image_lookup: ImageLookup | None = None) -> list[StackPlan]:
     keys = selected(only, with_dependencies=False)
     specs = build_specs(config, keys)
+    code = ConsumerCode(config)  # built (from its cache when unchanged) to compare its hash, never uploaded
     states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
     outputs = {key: state.outputs for key, state in states.items()}
-    plans = []
+    plans, notes = [], []
     for key in keys:
         spec, state = specs[key], states[key]
         if state.phase in (Phase.ABSENT, Phase.FAILED_CREATE):
@@ -44,17 +46,17 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         parameters = [
             {"ParameterKey": p, "ParameterValue": outputs[stack].get(output, state.parameters.get(p, ""))}
             for p, (stack, output) in sorted(spec.wiring.items())
-        ] + pinned_parameters(key, config, state, lookup=image_lookup)
+        ] + pinned_parameters(key, config, state, lookup=image_lookup) + code.parameters(key, outputs, upload=False)
         change_set = create_change_set(cfn, stack=spec.name, template_body=spec.template_body, parameters=parameters,
                                        tags=config.owner_tag, creating=False, cancel=cancel)
         if change_set is None:
             plans.append(StackPlan(spec.name, "unchanged"))
         else:
+            notes += code.changed_note(key, state.parameters)
             cfn.delete_change_set(StackName=spec.name, ChangeSetName=change_set.name)
             plans.append(StackPlan(spec.name, "update", change_set.changes))
     for plan in plans:
         show_plan(plan, ui)
-    notes = []
     if "database" in keys and config.database.dialect is Dialect.V2:
         from blueprints.database import EXTENDED_SUPPORT_NOTE
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
+from orchestrator.deploy.assets import ConsumerCode
 from orchestrator.deploy.graph import StackSpec, build_specs, selected, waves
 from orchestrator.deploy.pinned import ImageLookup, pinned_parameters
 from orchestrator.deploy.stacks import (
@@ -31,8 +32,10 @@ class DeployResult:
 
 
 def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
-                  image_lookup: ImageLookup | None = None, refresh_bastion: bool = False) -> DeployResult:
-    """`image_lookup` resolves the bastion's image when the database stack is created or refreshed."""
+                  image_lookup: ImageLookup | None = None, refresh_bastion: bool = False,
+                  code: ConsumerCode | None = None) -> DeployResult:
+    """`image_lookup` resolves the bastion's image when the database stack is created or refreshed;
+    `code` builds and uploads your own consumer's package (needed when [consumer] source is set)."""
     keys = selected(only, with_dependencies=True)
     specs = build_specs(config, keys)
     result = DeployResult()
@@ -43,7 +46,8 @@ def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, canc
             change_set = create_change_set(
                 cfn, stack=specs[key].name, template_body=specs[key].template_body,
                 parameters=specs[key].parameters(result.outputs) + pinned_parameters(
-                    key, config, states[key], lookup=image_lookup, refresh=refresh_bastion),
+                    key, config, states[key], lookup=image_lookup, refresh=refresh_bastion) + (
+                    code.parameters(key, result.outputs, upload=True) if code else []),
                 tags=config.owner_tag,
                 creating=states[key].phase is Phase.ABSENT, cancel=cancel,
             )

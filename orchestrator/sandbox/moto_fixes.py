@@ -11,7 +11,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 from moto.cloudformation import parsing
-from moto.cloudformation.models import ChangeSet, Stack
+from moto.cloudformation.models import Change, ChangeSet, Stack
 from moto.cloudformation.parsing import ResourceMap
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress
@@ -67,10 +67,20 @@ def _apply_change_set(self: ChangeSet) -> None:
     stack.resource_map.update(self.template_dict, self.parameters)
     stack.template = self.template
     stack._parse_template()
-    if self.parameters:
-        stack.parameters = self.parameters
+    stack.parameters = self.parameters or {}  # a template that takes none any more keeps none
     stack.description = self.template_dict.get("Description")
     stack.output_map = stack._create_output_map()
+
+
+def _diff_with_parameters(self: ChangeSet) -> list[Change]:
+    """moto lists a change set's resources from the template alone, so a change of parameters only (the
+    consumer's new package key) showed as no change at all; CloudFormation lists the resources that
+    use a changed parameter as modified, and moto's own update does too (ResourceMap.update)."""
+    resource_map = self.stack.resource_map
+    names = resource_map.build_resource_diff(self.template_dict, self.parameters)
+    new, old = self.template_dict.get("Resources", {}), resource_map._resource_json_map
+    return [Change(action=action, logical_resource_id=name, resource_type=(old if action == "Remove" else new)[name]["Type"])
+            for action in ("Add", "Modify", "Remove") for name in names[action]]
 
 
 _stack_outputs = Stack.outputs
@@ -107,6 +117,14 @@ def _update_forgetting_removed(self: ResourceMap, template: dict[str, Any],
     adds it back gets the deleted one (an SQS queue reported UPDATE_COMPLETE that does not exist).
     CloudFormation creates it again: forget removed resources, so re-adding creates them."""
     before = set(self._resource_json_map)
+    # moto keeps the parameters of the previous template when the new one takes none, then fails on
+    # them (KeyError): a consumer going back from your package to the inline logger. Forget them.
+    dropped = set(self.resolved_parameters) - set(template.get("Parameters", {}))
+    for name in dropped:
+        self.resolved_parameters.pop(name, None)
+        self._parsed_resources.pop(name, None)
+    if not parameters:
+        self.input_parameters = {}
     _resource_map_update(self, template, parameters)
     for name in before - set(template.get("Resources", {})):
         self._parsed_resources.pop(name, None)
@@ -142,6 +160,7 @@ def apply() -> None:
     for model, delete in EC2_DELETES.items():
         model.delete = delete  # type: ignore[attr-defined]
     ChangeSet.apply = _apply_change_set  # type: ignore[method-assign]
+    ChangeSet.diff = _diff_with_parameters  # type: ignore[method-assign]
     Stack.outputs = property(_outputs_unless_deleted)  # type: ignore[assignment,method-assign]
     LambdaFunction.update_from_cloudformation_json = classmethod(_update_lambda_with_inline_code)  # type: ignore[method-assign,assignment]
     ResourceMap.update = _update_forgetting_removed  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ from moto.rds.models import rds_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
 
-from orchestrator.sandbox import moto_fixes
+from orchestrator.sandbox import moto_fixes, moto_s3
 
 
 def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
@@ -252,11 +252,12 @@ class Secret(_Model, CloudFormationModel):
 def register() -> None:
     """Make sure moto's CloudFormation sees our models; call before anything parses a template."""
     moto_fixes.apply()
+    moto_s3.apply()
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
     model_map = parsing.get_model_map()
-    for model in (AuroraCluster, AuroraInstance, AuroraClusterParameterGroup, Ec2KeyPair, Secret):
+    for model in (AuroraCluster, AuroraInstance, AuroraClusterParameterGroup, Ec2KeyPair, Secret, moto_s3.BucketPolicy):
         assert model_map[model.cloudformation_type()] is model, model
 
 

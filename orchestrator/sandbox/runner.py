@@ -10,61 +10,71 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.sandbox.aurora_emulation import LambdaCall, delete_calls, fetch_calls
+from orchestrator.sandbox.function_code import DeployedFunction, deployed_function, prepare
 
 ASYNC_ATTEMPTS = 3       # the call and Lambda's two retries
 RETRY_DELAY = 0.2        # Lambda waits minutes; the sandbox keeps the retry semantics, not the delay
 IDLE_POLL = 0.02
+PREPARE_RETRY = 2.0
 
 
-@dataclass(frozen=True)
-class FunctionCode:
-    name: str
-    arn: str
-    source: str
-    handler: str
-    memory_mb: int
-    timeout_s: int
+# Inherited variables that would point a handler's AWS SDK elsewhere than the sandbox's moto.
+FOREIGN_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+               "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE", "AWS_ROLE_ARN",
+               "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 
 
-def function_code_from_template(template: dict[str, Any], name: str, arn: str) -> FunctionCode | None:
-    """The function's inline code and settings, read from the deployed consumer template."""
-    for resource in template.get("Resources", {}).values():
-        props = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
-            return FunctionCode(name=name, arn=arn, source=props["Code"]["ZipFile"], handler=props["Handler"],
-                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)))
-    return None
+def lambda_environment(state: Any, function_name: str, *, memory_mb: int = 128, handler: str = "",
+                       variables: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment Lambda gives a function, for a worker of the sandbox: its region, credentials
+    (the sandbox's own, standing in for the function's role) and AWS_ENDPOINT_URL at the sandbox's
+    moto, so a handler's boto3 calls (DynamoDB, Kinesis, SQS...) land there; plus the function's own
+    variables. Everything else is inherited from the runner, minus what would point at real AWS."""
+    from orchestrator.sandbox.moto_server import load_credentials
+
+    credentials = load_credentials(state.root)
+    environment = {k: v for k, v in os.environ.items() if k not in FOREIGN_AWS and not k.startswith("AWS_ENDPOINT_URL")}
+    environment.update(variables or {})
+    environment.update({
+        "AWS_REGION": state.region, "AWS_DEFAULT_REGION": state.region,
+        "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+        "AWS_ENDPOINT_URL": state.moto_url,
+        "AWS_LAMBDA_FUNCTION_NAME": function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "_HANDLER": handler,
+    })
+    return environment
 
 
 class Worker:
     """One warm worker process for one function; restarted if it dies."""
 
-    def __init__(self, code: FunctionCode, work_dir: Path) -> None:
+    def __init__(self, code: DeployedFunction, paths: list[Path], environment: dict[str, str]) -> None:
         self.code = code
-        self.dir = work_dir / code.name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        module = code.handler.rsplit(".", 1)[0]
-        (self.dir / f"{module}.py").write_text(code.source)
+        self.paths = paths
+        self.environment = {**environment, "LAMBDA_TASK_ROOT": str(paths[-1])}
         self.process: subprocess.Popen[str] | None = None
 
     def _ensure(self) -> subprocess.Popen[str]:
         if self.process is None or self.process.poll() is not None:
-            module = self.code.handler.rsplit(".", 1)[0]
+            # Run as a script (standard library only), in the code's folder as Lambda does.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.sandbox.lambda_worker", str(self.dir / f"{module}.py"),
-                 self.code.handler], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                cwd=Path(__file__).resolve().parents[2],
+                [sys.executable, str(Path(__file__).with_name("lambda_worker.py")), self.code.handler,
+                 *map(str, self.paths)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                cwd=self.paths[-1], env=self.environment,
             )
         return self.process
 
@@ -109,7 +119,7 @@ class LogWriter:
             self.streams[function] = stream
         return group, self.streams[function]
 
-    def lines(self, code: FunctionCode, request_id: str, reply: dict[str, Any]) -> list[str]:
+    def lines(self, code: DeployedFunction, request_id: str, reply: dict[str, Any]) -> list[str]:
         lines = [f"START RequestId: {request_id} Version: $LATEST"]
         lines += [line for line in reply.get("output", "").splitlines() if line]
         if reply.get("error"):
@@ -129,7 +139,7 @@ class LogWriter:
                                      logEvents=[{"timestamp": at, "message": m} for at, m in lines[start:start + 5000]])
 
 
-def failure_destination_record(code: FunctionCode, request_id: str, payload: str, reply: dict[str, Any],
+def failure_destination_record(code: DeployedFunction, request_id: str, payload: str, reply: dict[str, Any],
                                attempts: int) -> str:
     """What Lambda sends to an on-failure destination once an async event's retries are exhausted."""
     try:
@@ -149,9 +159,11 @@ def failure_destination_record(code: FunctionCode, request_id: str, payload: str
 
 class Runner:
     def __init__(self, connect: Any, cfn: Any, logs: Any, consumer_stack: str, work_dir: Path,
-                 sqs: Any = None) -> None:
+                 sqs: Any = None, s3: Any = None, state: Any = None) -> None:
         self.connect = connect
         self.cfn = cfn
+        self.s3 = s3
+        self.state = state
         self.sqs = sqs
         self.dead_letter_url = _dead_letter_url(cfn, consumer_stack) if sqs is not None else None
         self.consumer_stack = consumer_stack
@@ -163,10 +175,17 @@ class Runner:
     def worker_for(self, arn: str) -> Worker | None:
         if arn not in self.workers:
             name = arn.rsplit(":", 1)[-1]
-            body = self.cfn.get_template(StackName=self.consumer_stack)["TemplateBody"]
-            template = body if isinstance(body, dict) else json.loads(body)
-            code = function_code_from_template(template, name, arn)
-            self.workers[arn] = Worker(code, self.work_dir) if code else None
+            code = deployed_function(self.cfn, self.consumer_stack, name, arn)
+            worker = None
+            if code is not None:
+                try:
+                    paths = prepare(code, self.s3, self.work_dir)
+                except Exception as err:
+                    raise RuntimeError(f"cannot prepare {name}'s code: {err}") from err
+                environment = lambda_environment(self.state, name, memory_mb=code.memory_mb, handler=code.handler,
+                                                 variables=code.environment) if self.state else dict(os.environ)
+                worker = Worker(code, paths, environment)
+            self.workers[arn] = worker
         return self.workers[arn]
 
     def handle(self, call: LambdaCall, pending: dict[str, list[tuple[int, str]]]) -> None:
@@ -199,8 +218,14 @@ class Runner:
                     self.stopping.wait(IDLE_POLL)
                     continue
                 pending: dict[str, list[tuple[int, str]]] = {}
-                for call in calls:
-                    self.handle(call, pending)
+                try:
+                    for call in calls:
+                        self.handle(call, pending)
+                except Exception as err:  # the code could not be made ready (say moto's S3 hiccuped):
+                    # the calls stay queued and run once it can; nothing is dropped
+                    print(f"runner: {err}; retrying", file=sys.stderr, flush=True)
+                    self.stopping.wait(PREPARE_RETRY)
+                    continue
                 for function, lines in pending.items():
                     self.log.write(function, lines)
                 # Gone only once logged: a runner killed mid-batch runs those calls again (at least once).
@@ -225,7 +250,7 @@ def main(state_dir: str) -> None:
     aws = state.aws()
     runner = Runner(connect=state.root_connection, cfn=aws.client("cloudformation"), logs=aws.client("logs"),
                     consumer_stack=state.consumer_stack, work_dir=Path(state_dir) / "functions",
-                    sqs=aws.client("sqs"))
+                    sqs=aws.client("sqs"), s3=aws.client("s3"), state=state)
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stopping.set())
     runner.run()

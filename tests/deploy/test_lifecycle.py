@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-ALL = ("--only", "network", "--only", "consumer", "--only", "database")
+ALL = ("--only", "assets", "--only", "network", "--only", "consumer", "--only", "database")
 
 
 def events_of(kind, objects):
@@ -21,7 +21,7 @@ def test_up_plan_change_and_down_leave_nothing_behind(aws, aws_config, cli):
 
     code, out = cli("up", "--config", config, "--yes", *ALL)
     assert code == 0
-    assert live_stacks(aws) == {f"rds-streams-{k}": "CREATE_COMPLETE" for k in ("network", "consumer", "database")}
+    assert live_stacks(aws) == {f"rds-streams-{k}": "CREATE_COMPLETE" for k in ("assets", "network", "consumer", "database")}
     database = aws("cloudformation").describe_stacks(StackName="rds-streams-database")["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in database["Outputs"]}
     assert outputs["ClusterEndpoint"].endswith(".rds.amazonaws.com") and outputs["ClusterPort"] == "3306"
@@ -35,7 +35,7 @@ def test_up_plan_change_and_down_leave_nothing_behind(aws, aws_config, cli):
     code, out = cli("up", "--config", config, "--yes", *ALL)
     assert code == 0
     assert events_of("stack_event", out) == [], "a second up changes nothing"
-    assert len(events_of("stack_unchanged", out)) == 3
+    assert len(events_of("stack_unchanged", out)) == 4
 
     config = str(aws_config({"consumer": {"log_retention_days": 14}}))
     code, out = cli("plan", "--config", config, *ALL)
