@@ -79,6 +79,12 @@ class DatabaseConfig(_Section):
     # The RDS CA bundle (PEM) to verify the cluster's TLS certificate through the tunnel; without it,
     # TLS on AWS is required but not verified.
     ca_bundle: str | None = None
+    # Attach to an existing Aurora MySQL cluster (identifier or ARN) instead of creating one: the network
+    # and database stacks are not created, and `down` removes only what `up` added.
+    cluster: str | None = Field(None, pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:)?[A-Za-z][A-Za-z0-9-]{0,62}$")
+    # The Secrets Manager secret (name or ARN) of the master or an admin user of an attached cluster;
+    # default: the cluster's own managed master secret.
+    admin_secret: str | None = Field(None, min_length=1, max_length=2048)
 
     @field_validator("engine_version")
     @classmethod
@@ -106,6 +112,21 @@ class DatabaseConfig(_Section):
                              "not both")
         return self
 
+    @model_validator(mode="after")
+    def _attach_keeps_the_cluster(self) -> DatabaseConfig:
+        if self.cluster is not None and self.deletion == "snapshot":
+            raise ValueError("deletion = \"snapshot\" conflicts with cluster: `down` never deletes an attached "
+                             "cluster, so there is no final snapshot to take; remove deletion")
+        if self.admin_secret is not None and self.cluster is None:
+            raise ValueError("admin_secret names the admin credentials of an attached cluster: set cluster too, "
+                             "or remove admin_secret (a cluster of ours has its own managed secret)")
+        return self
+
+    @property
+    def cluster_identifier(self) -> str | None:
+        """The attached cluster's identifier (from an ARN too), or None when we create the cluster."""
+        return self.cluster.rsplit(":", 1)[-1] if self.cluster else None
+
     @property
     def dialect(self) -> Dialect:
         return Dialect.V2 if self.engine_version.startswith("5.7.") else Dialect.V3
@@ -116,13 +137,37 @@ class DatabaseConfig(_Section):
 
 
 class BastionConfig(_Section):
+    # "create": a bastion of ours; "existing": a bastion you run (host, user, key_path, host_key);
+    # "none": the database endpoint is reachable directly (e.g. over a VPN). Only "create" without cluster.
+    mode: Literal["create", "existing", "none"] = "create"
     instance_type: str = Field("t4g.nano", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-    allowed_cidr: str
+    allowed_cidr: str | None = None   # required when mode = "create"
     local_port: int = Field(33306, ge=1024, le=65535)
+    host: str | None = Field(None, min_length=1, max_length=253)
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    key_path: str | None = None       # the private key that logs in to the existing bastion
+    host_key: str | None = Field(None, pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$")
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> BastionConfig:
+        if self.mode == "create" and self.allowed_cidr is None:
+            raise ValueError("allowed_cidr is required with mode = \"create\" (who may SSH in to our bastion)")
+        if self.mode == "existing":
+            missing = [k for k in ("host", "user", "key_path", "host_key") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"mode = \"existing\" needs {', '.join(missing)} (the host key as in known_hosts, "
+                                 "e.g. \"ssh-ed25519 AAAA...\": it is checked, never trusted on first use)")
+        elif any(getattr(self, k) is not None for k in ("host", "user", "key_path", "host_key")):
+            raise ValueError(f"host, user, key_path and host_key describe a bastion you run: they need "
+                             f"mode = \"existing\", not {self.mode!r}")
+        return self
 
     @field_validator("allowed_cidr")
     @classmethod
-    def _not_the_world(cls, value: str) -> str:
+    def _not_the_world(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         network = ipaddress.IPv4Network(_cidr(value))
         if network.prefixlen == 0:
             raise ValueError("0.0.0.0/0 is refused: give the address range that may SSH in, e.g. 203.0.113.7/32")
@@ -194,6 +239,23 @@ class Config(_Section):
 
     _source: Path = PrivateAttr(default=Path("config.toml"))
 
+    @model_validator(mode="after")
+    def _bastion_mode_needs_attach(self) -> Config:
+        if self.bastion.mode != "create" and self.database.cluster is None:
+            raise ValueError(f"[bastion] mode = {self.bastion.mode!r} needs [database] cluster: a cluster of ours is "
+                             "private and reached through our bastion (mode = \"create\")")
+        return self
+
+    @property
+    def attached(self) -> bool:
+        """`up` attaches to an existing cluster rather than creating one."""
+        return self.database.cluster is not None
+
+    @property
+    def applies_migrations(self) -> bool:
+        """An attached cluster already holds its schema: migrations run there only when named."""
+        return not self.attached or self.database.migrations is not None or self.database.schema_file is not None
+
     @property
     def source(self) -> Path:
         """The file this config was read from."""
@@ -204,6 +266,10 @@ class Config(_Section):
         """The migrations folder, or the single `schema` file (migration version 1)."""
         where = self.database.schema_file or self.database.migrations or DEFAULT_MIGRATIONS
         return (self._source.parent / where).resolve()
+
+    @property
+    def bastion_key_path(self) -> Path:
+        return (self._source.parent / (self.bastion.key_path or "")).expanduser().resolve()
 
     @property
     def ca_bundle_path(self) -> Path | None:
@@ -247,6 +313,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             f"{path}: [database] schema: file {config.database.schema_file!r} not found "
             f"(looked at {config.migrations_path}); give a path relative to the config file"
         )
+    if config.bastion.key_path is not None and not config.bastion_key_path.is_file():
+        raise ConfigError(f"{path}: [bastion] key_path: file {config.bastion.key_path!r} not found "
+                          f"(looked at {config.bastion_key_path}); give a path relative to the config file")
+    if not config.applies_migrations:
+        return config
     from orchestrator.database.migrations import migration_files
 
     migration_files(config)  # a malformed migrations folder is a config error: refused before anything runs
@@ -298,6 +369,8 @@ def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
 
 def _key_name(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
+    if not parts:  # a rule across sections: its message names the keys
+        return "settings"
     if parts[:2] == ["stream", "tables"] and len(parts) >= 3 and parts[2].isdigit():
         rest = ".".join(parts[3:])
         return f"[[stream.tables]] #{int(parts[2]) + 1}" + (f" {rest}" if rest else "")

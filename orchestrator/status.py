@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deploy.graph import stack_order
 from orchestrator.deploy.stacks import describe_stack
 from orchestrator.errors import ConfigError, OperationFailed
 from orchestrator.ui import UI
@@ -29,14 +29,14 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
         report["sandbox"] = processes
         dead = [name for name, pid in processes.items() if not pid]
         if not sandbox.is_up():
-            report["stacks"] = {config.stack_name(k): None for k in STACK_ORDER}
+            report["stacks"] = {config.stack_name(k): None for k in stack_order(config)}
             _show(report, ui)
             raise OperationFailed(f"the local sandbox is not running (nothing up under {sandbox.root})",
                                   hint=NOT_UP_HINT)
     ctx = context_for(config, ui, cancel)
     try:
         cfn = ctx.aws.client("cloudformation")
-        report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in STACK_ORDER}
+        report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in stack_order(config)}
         if all(report["stacks"].values()):
             report.update(_database(ctx, dead))
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config, Dialect
-from orchestrator.deploy.graph import STACK_ORDER, build_specs, selected
+from orchestrator.deploy.graph import build_specs, selected, stack_order
 from orchestrator.deploy.pinned import ImageLookup, newer_image_note, pinned_parameters
 from orchestrator.deploy.stacks import Phase, ResourceChange, create_change_set, describe_stack
 from orchestrator.ui import UI
@@ -26,10 +26,12 @@ class StackPlan:
 
 
 def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
-                image_lookup: ImageLookup | None = None) -> list[StackPlan]:
-    keys = selected(only, with_dependencies=False)
-    specs = build_specs(config, keys)
-    states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
+                image_lookup: ImageLookup | None = None,
+                external: dict[str, dict[str, str]] | None = None) -> list[StackPlan]:
+    order = stack_order(config)
+    keys = selected(only, with_dependencies=False, order=order)
+    specs = build_specs(config, keys, external)
+    states = {key: describe_stack(cfn, config.stack_name(key)) for key in order}
     outputs = {key: state.outputs for key, state in states.items()}
     plans = []
     for key in keys:
@@ -44,7 +46,7 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         parameters = [
             {"ParameterKey": p, "ParameterValue": outputs[stack].get(output, state.parameters.get(p, ""))}
             for p, (stack, output) in sorted(spec.wiring.items())
-        ] + pinned_parameters(key, config, state, lookup=image_lookup)
+        ] + spec.external_parameters() + pinned_parameters(key, config, state, lookup=image_lookup)
         change_set = create_change_set(cfn, stack=spec.name, template_body=spec.template_body, parameters=parameters,
                                        tags=config.owner_tag, creating=False, cancel=cancel)
         if change_set is None:
@@ -59,8 +61,9 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         from blueprints.database import EXTENDED_SUPPORT_NOTE
 
         notes.append(EXTENDED_SUPPORT_NOTE)
-    if "database" in keys and image_lookup is not None:
-        notes += newer_image_note(config, states["database"], image_lookup)
+    bastion_stack = "attachment" if config.attached else "database"
+    if bastion_stack in keys and config.bastion.mode == "create" and image_lookup is not None:
+        notes += newer_image_note(config, states[bastion_stack], image_lookup)
     for note in notes:
         ui.emit("note", message=note)
         ui.say("[yellow]![/] {note}", note=note)

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deploy.graph import StackSpec, build_specs, selected, waves
+from orchestrator.deploy.graph import StackSpec, build_specs, selected, stack_order, waves
 from orchestrator.deploy.pinned import ImageLookup, pinned_parameters
 from orchestrator.deploy.stacks import (
     ChangeSet,
@@ -31,10 +31,12 @@ class DeployResult:
 
 
 def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
-                  image_lookup: ImageLookup | None = None, refresh_bastion: bool = False) -> DeployResult:
-    """`image_lookup` resolves the bastion's image when the database stack is created or refreshed."""
-    keys = selected(only, with_dependencies=True)
-    specs = build_specs(config, keys)
+                  image_lookup: ImageLookup | None = None, refresh_bastion: bool = False,
+                  external: dict[str, dict[str, str]] | None = None) -> DeployResult:
+    """`image_lookup` resolves the bastion's image when the database stack is created or refreshed;
+    `external` holds parameters read from an attached cluster."""
+    keys = selected(only, with_dependencies=True, order=stack_order(config))
+    specs = build_specs(config, keys, external)
     result = DeployResult()
     for wave in waves(keys):
         states = {key: _ready_state(cfn, config, specs[key], ui, cancel) for key in wave}
