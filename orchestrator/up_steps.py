@@ -122,8 +122,8 @@ class OpenTunnel:
     def run(self, ctx: UpContext) -> None:
         tunnel = ctx.session.tunnel()
         if ctx.deployment.reach == "direct":
-            ctx.ui.say("  directly to {host}:{port} ([bastion] mode = \"none\")", host=tunnel.local_host,
-                       port=tunnel.local_port)
+            ctx.ui.say("  directly to {host}:{port} ({why})", host=tunnel.local_host, port=tunnel.local_port,
+                       why='[bastion] mode = "none"')
             return
         ctx.ui.say("  through {host}:{port} on 127.0.0.1:{local} (connect and auth {ms:.0f} ms)",
                    host=ctx.deployment.bastion_host, port=ctx.deployment.bastion_port, local=tunnel.local_port,

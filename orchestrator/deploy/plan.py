@@ -39,9 +39,10 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         if state.phase in (Phase.ABSENT, Phase.FAILED_CREATE):
             # Nothing to diff against: every resource would be added (no change set, so no stack is left
             # in REVIEW_IN_PROGRESS by a plan).
-            resources = json.loads(spec.template_body)["Resources"]
+            template = json.loads(spec.template_body)
             plans.append(StackPlan(spec.name, "create", tuple(
-                ResourceChange("Add", logical, body["Type"]) for logical, body in resources.items())))
+                ResourceChange("Add", logical, body["Type"]) for logical, body in template["Resources"].items()
+                if _condition_holds(template, body.get("Condition"), spec.external))))
             continue
         parameters = [
             {"ParameterKey": p, "ParameterValue": outputs[stack].get(output, state.parameters.get(p, ""))}
@@ -68,6 +69,19 @@ def plan_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel
         ui.emit("note", message=note)
         ui.say("[yellow]![/] {note}", note=note)
     return plans
+
+
+def _condition_holds(template: dict[str, Any], name: str | None, values: dict[str, str]) -> bool:
+    """Whether a resource's Condition holds for the parameters `up` would pass. Our templates only use
+    Fn::Equals of a parameter and a literal; anything else counts as holding (listed, not hidden)."""
+    if name is None:
+        return True
+    condition = template.get("Conditions", {}).get(name, {})
+    left, right = condition.get("Fn::Equals", [None, None])
+    if isinstance(left, dict) and "Ref" in left and isinstance(right, str):
+        default = template.get("Parameters", {}).get(left["Ref"], {}).get("Default")
+        return values.get(left["Ref"], default) == right
+    return True
 
 
 def show_plan(plan: StackPlan, ui: UI) -> None:

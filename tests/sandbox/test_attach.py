@@ -24,7 +24,7 @@ def attach_config(folder: Path, name: str = "config.toml", **database: Any) -> P
     raw = shipped_raw()
     raw["project"].update(target="local", name="att")
     raw["database"].pop("migrations")  # the cluster holds its schema: no migrations of ours
-    raw["database"].update(name="shop", cluster=CLUSTER, **database)
+    raw["database"].update({"name": "shop", "cluster": CLUSTER, **database})
     raw["bastion"]["local_port"] = free_port()
     raw["stream"]["tables"] = [{"name": "orders"}]
     path = folder / name
@@ -205,3 +205,25 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
 def _difference(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
                      if before.get(k) != after.get(k))
+
+
+def test_attach_refuses_a_missing_cluster_a_postgresql_cluster_and_a_dialect_conflict(played, cli):
+    """Each refused with exit 2 and a message naming the key, before any stack exists."""
+    from orchestrator.config import load_config
+    from orchestrator.sandbox.existing_cluster import _create_in_moto
+
+    aws = _state(played).aws()
+    _create_in_moto(aws, load_config(played), "team-pg", "aurora-postgresql", {})
+    folder = played.parent
+    cases = {
+        attach_config(folder, "missing.toml", cluster="no-such-db"): "no cluster 'no-such-db'",
+        attach_config(folder, "postgres.toml", cluster="team-pg"): "is aurora-postgresql 16.4, not Aurora MySQL 2 or 3",
+        attach_config(folder, "dialect.toml", engine_version="5.7.mysql_aurora.2.12.5"):
+            "runs 8.0.mysql_aurora.3.10.3 (v3) but [database] engine_version is 5.7.mysql_aurora.2.12.5 (v2)",
+    }
+    for path, expected in cases.items():
+        for command in (["plan"], ["up", "--yes"]):
+            code, out = cli(*command, "--config", str(path))
+            error = next(o for o in out if o["type"] == "error")
+            assert code == 2 and expected in error["message"] and "[database] cluster" in error["message"], (path, out)
+    assert aws.client("cloudformation").describe_stacks()["Stacks"] == [], "a refused attach creates nothing"
