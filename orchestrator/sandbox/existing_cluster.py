@@ -11,7 +11,9 @@ The cluster's endpoint is bound to the sandbox's MariaDB, which then holds what 
 holds: its master user, the database `[database] name` with tables, rows, a user, a trigger, a view
 and a procedure (sql/sandbox/existing_cluster.sql). Aurora's Lambda functions are emulated there, as
 Aurora provides them. `--engine aurora-postgresql` makes a cluster `up` must refuse.
-`remove` stops the sandbox and deletes it, the played cluster with it (`down` keeps it: it is not ours).
+`--bastion` also plays the team's own bastion (the sandbox's sshd with a key of the team's), for
+`[bastion] mode = "existing"`. `remove` stops the sandbox and deletes it, the played cluster with it
+(`down` keeps it: it is not ours).
 """
 
 from __future__ import annotations
@@ -37,6 +39,35 @@ class PlayedCluster:
     parameter_group: str
     vpc_id: str
     security_group_id: str
+
+
+def team_bastion(config: Config, ui: UI) -> dict[str, object]:
+    """The sandbox's sshd as a bastion the team runs ([bastion] mode = "existing"): a key of the team's,
+    written beside the config (0600) and allowed one forward, to the cluster; returns the config lines."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from orchestrator.sandbox.manager import Sandbox
+    from orchestrator.sandbox.sshd import SshServer, restricted_key_line
+
+    state = Sandbox(config).start(ui)
+    key = Ed25519PrivateKey.generate()
+    path = config.source.parent / "team-bastion.key"
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    server = SshServer(state.sshd_dir, state.sshd_port)
+    server.authorized_keys_path.write_text(restricted_key_line(public, f"127.0.0.1:{state.mariadb_port}") + "\n")
+    settings: dict[str, object] = {"mode": "existing", "host": "127.0.0.1", "port": state.sshd_port,
+                                   "user": state.sshd_user, "key_path": path.name, "host_key": state.sshd_host_key}
+    ui.say("the team's bastion is the sandbox's sshd; for [bastion] mode = \"existing\" set:")
+    for name, value in settings.items():
+        ui.say("  {name} = {value}", name=name, value=f'"{value}"' if isinstance(value, str) else value)
+    return settings
 
 
 def create(config: Config, ui: UI, *, engine: str = "aurora-mysql", seed: str | None = None,
@@ -136,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="config.toml", help="a local-target config naming [database] cluster")
     parser.add_argument("--engine", default="aurora-mysql", choices=("aurora-mysql", "aurora-postgresql"))
     parser.add_argument("--seed", help="SQL run in the cluster's database instead of the shipped example")
+    parser.add_argument("--bastion", action="store_true", help="also play the team's own bastion (prints the "
+                        "[bastion] settings for mode = \"existing\")")
     args = parser.parse_args(argv)
     ui = UI(console=Console())
     try:
@@ -146,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.action == "create":
             create(config, ui, engine=args.engine, seed=args.seed)
+            if args.bastion:
+                team_bastion(config, ui)
         else:
             remove(config, ui)
     except RdsStreamsError as err:

@@ -32,13 +32,27 @@ def attach_config(folder: Path, name: str = "config.toml", **database: Any) -> P
     return path
 
 
-@pytest.fixture
-def played(tmp_path: Path) -> Any:
-    """A sandbox playing the team's cluster; stopped (and the played cluster with it) afterwards."""
+@pytest.fixture(params=["create"])
+def played(request: Any, tmp_path: Path) -> Any:
+    """A sandbox playing the team's cluster, reached the [bastion] mode way; stopped (and the played
+    cluster with it) afterwards."""
     from orchestrator.sandbox.existing_cluster import main
 
+    mode = request.param
     config_path = attach_config(tmp_path)
     assert main(["create", "--config", str(config_path)]) == 0
+    if mode != "create":
+        import tomllib
+
+        from orchestrator.config import load_config
+        from orchestrator.sandbox.existing_cluster import team_bastion
+        from orchestrator.ui import UI
+
+        raw = tomllib.loads(config_path.read_text())
+        raw["bastion"] = {"local_port": raw["bastion"]["local_port"], "mode": mode}
+        if mode == "existing":
+            raw["bastion"].update(team_bastion(load_config(config_path), UI()))
+        config_path.write_text(toml_text(raw))
     yield config_path
     assert main(["remove", "--config", str(config_path)]) == 0
 
@@ -53,6 +67,12 @@ def _state(config_path: Path) -> Any:
 def _rows(cursor: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     cursor.execute(sql, params or None)
     return list(cursor.fetchall())
+
+
+def _mode(config_path: Path) -> str:
+    from orchestrator.config import load_config
+
+    return load_config(config_path).bastion.mode
 
 
 def cluster_snapshot(config_path: Path) -> dict[str, Any]:
@@ -151,6 +171,7 @@ class Writer:
         self._thread.join(timeout=10)
 
 
+@pytest.mark.parametrize("played", ["create", "none", "existing"], indirect=True)
 def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_was(played, cli):
     before = cluster_snapshot(played)
     config = str(played)
@@ -161,7 +182,9 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
     assert {name: plan["action"] for name, plan in stacks.items()} == {"att-consumer": "create",
                                                                       "att-attachment": "create"}
     added = {c["logical_id"] for c in stacks["att-attachment"]["changes"]}
-    assert {"AuroraLambdaRole", "AppUserSecret", "Bastion", "ClusterIngressFromBastion", "LambdaEndpoint"} <= added
+    assert {"AuroraLambdaRole", "AppUserSecret", "LambdaEndpoint", "LambdaEndpointSecurityGroup"} <= added
+    ours = {"Bastion", "BastionKeyPair", "BastionSecurityGroup", "ClusterIngressFromBastion"}
+    assert (ours <= added) if _mode(played) == "create" else not (ours & added)
     changes = next(o for o in out if o["type"] == "cluster_changes")["changes"]
     assert [(c["kind"], c["name"], c["previous"]) for c in changes] == [
         ("associate-role", changes[0]["name"], None),
