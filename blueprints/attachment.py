@@ -20,16 +20,17 @@ from orchestrator.config import Config
 ENDPOINT_CONDITION = "AddLambdaEndpoint"
 
 
-def cluster_parameters(t: Template) -> dict[str, Parameter]:
+def cluster_parameters(t: Template, config: Config) -> dict[str, Parameter]:
     """The consumer's ARN (from its stack's Outputs) and what `up` read from the attached cluster."""
     specs = {
         "ConsumerFunctionArn": ("String", "the consumer function Aurora invokes"),
         "VpcId": ("String", "the attached cluster's VPC"),
         "SubnetIds": ("CommaDelimitedList", "the subnets of the cluster's subnet group"),
         "ClusterSecurityGroupId": ("String", "the cluster's (first) VPC security group"),
-        "ClusterEndpoint": ("String", "the cluster's writer endpoint"),
-        "ClusterPort": ("Number", "the cluster's port"),
     }
+    if config.bastion.mode == "create":  # our bastion forwards to the endpoint and is let in on the port
+        specs["ClusterEndpoint"] = ("String", "the cluster's writer endpoint")
+        specs["ClusterPort"] = ("Number", "the cluster's port")
     params = {name: t.add_parameter(Parameter(name, Type=kind, Description=text)) for name, (kind, text) in specs.items()}
     params[ENDPOINT_CONDITION] = t.add_parameter(Parameter(
         ENDPOINT_CONDITION, Type="String", AllowedValues=["true", "false"], Default="false",
@@ -73,7 +74,7 @@ def our_bastion(t: Template, config: Config, params: dict[str, Parameter]) -> No
 
 def attachment_template(config: Config) -> Template:
     t = new_template(config, "attachment", f"what rds-streams adds to the cluster {config.database.cluster}")
-    params = cluster_parameters(t)
+    params = cluster_parameters(t, config)
     lambda_invoke_role(t, params["ConsumerFunctionArn"])
     app_user_secret(t, config)
     lambda_endpoint(t, params)

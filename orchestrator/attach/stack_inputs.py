@@ -31,7 +31,6 @@ def inputs_for(aws: Any, config: Config, cluster: AttachedCluster) -> dict[str, 
     inputs = {
         "VpcId": cluster.vpc_id, "SubnetIds": ",".join(cluster.subnet_ids),
         "ClusterSecurityGroupId": cluster.security_group_ids[0] if cluster.security_group_ids else "",
-        "ClusterEndpoint": cluster.endpoint, "ClusterPort": str(cluster.port),
         "AddLambdaEndpoint": "true" if route.needs_endpoint else "false",
     }
     if config.bastion.mode == "create":
@@ -40,7 +39,7 @@ def inputs_for(aws: Any, config: Config, cluster: AttachedCluster) -> dict[str, 
             raise ConfigError(f"{config.source}: [bastion] mode: \"create\" puts our bastion in a public subnet of "
                               f"{cluster.vpc_id}, and none of its subnets routes to an internet gateway",
                               hint="use mode = \"existing\" (your bastion) or \"none\" (a VPN reaches the endpoint)")
-        inputs["PublicSubnetId"] = subnet
+        inputs.update(PublicSubnetId=subnet, ClusterEndpoint=cluster.endpoint, ClusterPort=str(cluster.port))
     return inputs
 
 

@@ -15,6 +15,7 @@ import pytest
 from orchestrator.sandbox.processes import free_port
 from tests.factories import shipped_raw, toml_text
 from tests.sandbox.conftest import logged_records, wait_for
+from tests.sandbox.test_output_contract import assert_shape
 
 CLUSTER = "team-db"
 WRITER_NOTE = "writer-"
@@ -178,6 +179,8 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
 
     code, out = cli("plan", "--config", config)
     assert code == 0
+    for obj in out:
+        assert_shape(obj)
     stacks = {o["stack"]: o for o in out if o["type"] == "stack_plan"}
     assert {name: plan["action"] for name, plan in stacks.items()} == {"att-consumer": "create",
                                                                       "att-attachment": "create"}
@@ -217,6 +220,11 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
         wait_for(lambda: expected <= logged(), 30, "the writer's changes in the consumer's log")
         code, out = cli("down", "--config", config, "--yes")
         assert code == 0, out
+        for obj in out:
+            assert_shape(obj)
+        removed = next(o for o in out if o["type"] == "detached")["removed"]
+        assert len([r for r in removed if r.startswith("trigger shop.rds_streams_orders_")]) == 3, removed
+        assert "user rds_streams_app" in removed and "trigger shop.orders_audit" not in removed
         time.sleep(0.3)
 
     assert writer.failed == [], "a user's write failed because of us"
