@@ -146,7 +146,7 @@ def _down_attached(config: Config, ui: UI, cancel: CancelToken, only: list[str] 
                    cluster=cluster.identifier)
         removed = [] if only else detach(ctx)
         for item in removed:
-            ui.say("[green]removed[/] {item}", item=item)
+            ui.say("[green]✓[/] {item}", item=item)
         ui.emit("detached", cluster=cluster.identifier, removed=removed)
     finally:
         ctx.close()

@@ -38,9 +38,9 @@ def remove_database_objects(conn: Any, config: Any, app_user: str) -> list[str]:
     with conn.cursor() as cursor:
         for schema, trigger in _our_triggers(conn):
             cursor.execute(f"DROP TRIGGER IF EXISTS {quote_identifier(schema)}.{quote_identifier(trigger)}")
-            removed.append(f"trigger {schema}.{trigger}")
+            removed.append(f"dropped trigger {schema}.{trigger}")
     if drop_app_user(conn, app_user):
-        removed.append(f"user {app_user}")
+        removed.append(f"dropped user {app_user}")
     for change in recorded(conn):
         if change.kind == "definer-grants" and change.previous is not None:
             removed += restore_definer(conn, config, change.target, change.previous)
@@ -73,7 +73,7 @@ def _undone(change: Any) -> str:
     if change.kind == "associate-role":
         return f"role {change.name} no longer associated with {change.target}"
     if change.kind == "copy-group":
-        return f"parameter group copy {change.name} deleted"
+        return f"deleted the parameter group copy {change.name}"
     if change.kind == "switch-group":
         return f"cluster {change.target} back on parameter group {change.previous}"
     before = "unset" if not change.had_value else repr(change.previous)
@@ -83,6 +83,7 @@ def _undone(change: Any) -> str:
 def detach(ctx: Any) -> list[str]:
     """Everything of ours inside and on the cluster; the stacks are deleted by the caller afterwards."""
     from orchestrator.database.credentials import read_secret_credentials
+    from orchestrator.database.outbox import require_empty
     from orchestrator.errors import OperationFailed
 
     try:
@@ -99,7 +100,10 @@ def detach(ctx: Any) -> list[str]:
         app_user = APP_USER
     rds = ctx.aws.client("rds")
     removed = ctx.session.run(lambda conn: remove_database_objects(conn, ctx.config, app_user), "the teardown")
+    # Committed changes the outbox still holds are delivered before its schema goes (the triggers are gone,
+    # so nothing new arrives); a failure stops `down` here, with the outbox and our record intact.
+    ctx.session.run(lambda conn: require_empty(conn, timeout=120.0), "the outbox drain")
     removed += ctx.session.run(lambda conn: reverse_cluster_changes(conn, rds, ctx.ui.text), "the cluster changes")
     if ctx.session.run(drop_bookkeeping, "the bookkeeping"):
-        removed.append(f"schema {BOOKKEEPING_SCHEMA} (our bookkeeping, outbox and canary)")
+        removed.append(f"dropped schema {BOOKKEEPING_SCHEMA} (our bookkeeping, outbox and canary)")
     return removed

@@ -223,8 +223,8 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
         for obj in out:
             assert_shape(obj)
         removed = next(o for o in out if o["type"] == "detached")["removed"]
-        assert len([r for r in removed if r.startswith("trigger shop.rds_streams_orders_")]) == 3, removed
-        assert "user rds_streams_app" in removed and "trigger shop.orders_audit" not in removed
+        assert len([r for r in removed if r.startswith("dropped trigger shop.rds_streams_orders_")]) == 3, removed
+        assert "dropped user rds_streams_app" in removed and "dropped trigger shop.orders_audit" not in removed
         time.sleep(0.3)
 
     assert writer.failed == [], "a user's write failed because of us"
