@@ -39,10 +39,10 @@ def played(request: Any, tmp_path: Path) -> Any:
     cluster with it) afterwards."""
     from orchestrator.sandbox.existing_cluster import main
 
-    mode = request.param
+    mode, _, delivery = request.param.partition("+")
     config_path = attach_config(tmp_path)
     assert main(["create", "--config", str(config_path)]) == 0
-    if mode != "create":
+    if mode != "create" or delivery:
         import tomllib
 
         from orchestrator.config import load_config
@@ -50,7 +50,10 @@ def played(request: Any, tmp_path: Path) -> Any:
         from orchestrator.ui import UI
 
         raw = tomllib.loads(config_path.read_text())
-        raw["bastion"] = {"local_port": raw["bastion"]["local_port"], "mode": mode}
+        if delivery:
+            raw["stream"]["delivery"] = delivery
+        if mode != "create":
+            raw["bastion"] = {"local_port": raw["bastion"]["local_port"], "mode": mode}
         if mode == "existing":
             raw["bastion"].update(team_bastion(load_config(config_path), UI()))
         config_path.write_text(toml_text(raw))
@@ -74,6 +77,12 @@ def _mode(config_path: Path) -> str:
     from orchestrator.config import load_config
 
     return load_config(config_path).bastion.mode
+
+
+def _delivery(config_path: Path) -> str:
+    from orchestrator.config import load_config
+
+    return load_config(config_path).stream.delivery
 
 
 def cluster_snapshot(config_path: Path) -> dict[str, Any]:
@@ -172,7 +181,7 @@ class Writer:
         self._thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("played", ["create", "none", "existing"], indirect=True)
+@pytest.mark.parametrize("played", ["create", "none", "existing", "none+outbox"], indirect=True)
 def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_was(played, cli):
     before = cluster_snapshot(played)
     config = str(played)
@@ -189,16 +198,17 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
     ours = {"Bastion", "BastionKeyPair", "BastionSecurityGroup", "ClusterIngressFromBastion"}
     assert (ours <= added) if _mode(played) == "create" else not (ours & added)
     changes = next(o for o in out if o["type"] == "cluster_changes")["changes"]
+    outbox = [("set-parameter", "event_scheduler", "OFF")] if _delivery(played) == "outbox" else []
     assert [(c["kind"], c["name"], c["previous"]) for c in changes] == [
         ("associate-role", changes[0]["name"], None),
         ("set-parameter", "aws_default_lambda_role", None),
         ("set-parameter", "activate_all_roles_on_login", None),
-    ]
+    ] + outbox, "the team's event_scheduler = OFF is recorded, to be restored by down"
     assert any(o["type"] == "note" and "Lambda interface endpoint" in o["message"] for o in out)
 
     code, out = cli("up", "--config", config)  # no terminal, no --yes: the cluster's changes need a yes
     assert code == 2
-    assert "needs 3 change(s)" in next(o for o in out if o["type"] == "error")["message"]
+    assert f"needs {len(changes)} change(s)" in next(o for o in out if o["type"] == "error")["message"]
     assert cluster_snapshot(played) == before, "a refused up touches nothing"
 
     def logged() -> set[str]:
