@@ -129,7 +129,14 @@ def _down_attached(config: Config, ui: UI, cancel: CancelToken, only: list[str] 
     sandbox, the services keep running: they play the existing cluster (its data must outlive `down`)."""
     from orchestrator.attach.teardown import detach
     from orchestrator.deploy.down import destroy_stacks
+    from orchestrator.errors import UsageError
 
+    if only:
+        # The attachment stack's role is what the triggers' Lambda calls run as: deleting it alone would
+        # fail the team's writes. Everything goes together, in order.
+        raise UsageError(f"down --only {', '.join(only)}: on an attached cluster, down removes the stream as a "
+                         "whole (triggers first, then the cluster changes, then the stacks)",
+                         hint="run `rds-streams down` without --only")
     if config.project.target == "local":
         from orchestrator.sandbox.manager import Sandbox
 
@@ -144,14 +151,14 @@ def _down_attached(config: Config, ui: UI, cancel: CancelToken, only: list[str] 
                    "cluster, its data and its users' objects are kept.",
                    why=f"down removes what rds-streams added to the cluster {cluster.identifier} (never the cluster)",
                    cluster=cluster.identifier)
-        removed = [] if only else detach(ctx)
+        removed = detach(ctx)
         for item in removed:
             ui.say("[green]✓[/] {item}", item=item)
         ui.emit("detached", cluster=cluster.identifier, removed=removed)
     finally:
         ctx.close()
     destroy_stacks(ctx.aws, config, only, ui, cancel, confirmed=True)
-    if ctx.sandbox is not None and not only:
+    if ctx.sandbox is not None:
         ctx.sandbox.stop_runner()
         ui.say("the sandbox keeps running: it plays the existing cluster {cluster} (stop it with "
                "`python -m orchestrator.sandbox.existing_cluster remove`)", cluster=cluster.identifier)

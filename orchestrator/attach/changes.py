@@ -143,3 +143,34 @@ def reverse_change(rds: Any, change: RecordedChange, say: Callable[[str], None])
                     "DBParameterGroupNotFoundFault"):
             return  # already undone
         raise
+
+
+def unsettled(rds: Any, identifier: str, role_arn: str | None) -> str | None:
+    """Why the cluster cannot take our triggers yet (None when it can): our role not yet ACTIVE, or an
+    instance whose parameter group is not in sync (a newly attached group waits for its reboot). A
+    trigger installed before would fail the user's writes (Aurora calls Lambda inside them)."""
+    raw = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
+    for role in raw.get("AssociatedRoles", []):
+        if role["RoleArn"] == role_arn and role.get("Status", "ACTIVE") != "ACTIVE":
+            return f"the role association is {role.get('Status')}"
+    pending = [m["DBInstanceIdentifier"] for m in raw.get("DBClusterMembers", [])
+               if m.get("DBClusterParameterGroupStatus", "in-sync") != "in-sync"]
+    if pending:
+        return f"instance(s) {', '.join(pending)} have not taken the parameter group yet (pending reboot)"
+    return None
+
+
+def wait_until_settled(rds: Any, identifier: str, role_arn: str | None, cancel: Any, *,
+                       timeout: float = 1800.0, poll: float = 10.0) -> None:
+    import time
+
+    from orchestrator.errors import OperationFailed
+
+    deadline = time.monotonic() + timeout
+    while (reason := unsettled(rds, identifier, role_arn)) is not None:
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"the cluster {identifier} is not ready for the stream's triggers: {reason}",
+                                  hint="reboot its instances (aws rds reboot-db-instance) if a parameter group is "
+                                       "pending, then run `rds-streams up` again; no trigger was installed")
+        if cancel.wait(poll):
+            cancel.raise_if_cancelled(f"stopped while waiting for {identifier}: {reason}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.attach.changes import ClusterChange, apply_change, plan_changes
+from orchestrator.attach.changes import ClusterChange, apply_change, plan_changes, unsettled, wait_until_settled
 from orchestrator.attach.record import RecordedChange, ensure_record, record, recorded
 
 
@@ -68,7 +68,9 @@ class AttachCluster:
     name = "cluster changes"
 
     def is_done(self, ctx: Any) -> bool:
-        return not planned_changes(ctx, refresh=True)
+        if planned_changes(ctx, refresh=True):
+            return False
+        return unsettled(ctx.aws.client("rds"), ctx.attached_cluster().identifier, role_arn(ctx)) is None
 
     def run(self, ctx: Any) -> None:
         changes = planned_changes(ctx, refresh=True)
@@ -84,6 +86,7 @@ class AttachCluster:
         if any(c.kind == "switch-group" for c in changes):
             self._reboot(ctx)
         ctx.attached_cluster(refresh=True)
+        wait_until_settled(rds, ctx.attached_cluster().identifier, role_arn(ctx), ctx.cancel)
 
     def _reboot(self, ctx: Any) -> None:
         """The question listed the reboot; it was answered yes (or --yes), so the instances take the group now."""

@@ -196,3 +196,33 @@ def test_a_lambda_endpoint_is_added_only_where_a_subnet_lacks_a_nat_route_and_th
         route = lambda_route(client, cluster("team-params"), "eu-west-1", ignore=("vpce-ours",))
     assert route.needs_endpoint is needed
     assert ("the attachment stack holds a Lambda interface endpoint" in route.reason) is needed
+
+
+def test_triggers_wait_until_the_role_is_active_and_every_instance_took_the_parameter_group(rds):
+    from orchestrator.attach.changes import wait_until_settled
+    from orchestrator.cancel import CancelToken
+
+    client, stub = rds
+
+    def described(role_status: str, group_status: str) -> dict[str, Any]:
+        found = _describe("aurora-mysql", "8.0.mysql_aurora.3.10.3")
+        found["DBClusters"][0]["AssociatedRoles"] = [{"RoleArn": ROLE, "Status": role_status}]
+        found["DBClusters"][0]["DBClusterMembers"][0]["DBClusterParameterGroupStatus"] = group_status
+        return found
+
+    for role_status, group_status in (("PENDING", "pending-reboot"), ("ACTIVE", "pending-reboot"), ("ACTIVE", "in-sync")):
+        stub.add_response("describe_db_clusters", described(role_status, group_status), {"DBClusterIdentifier": "team-db"})
+    wait_until_settled(client, "team-db", ROLE, CancelToken(), poll=0.01)
+
+
+def test_a_parameter_group_still_pending_a_reboot_stops_up_before_any_trigger(rds):
+    from orchestrator.attach.changes import wait_until_settled
+    from orchestrator.cancel import CancelToken
+    from orchestrator.errors import OperationFailed
+
+    client, stub = rds
+    found = _describe("aurora-mysql", "8.0.mysql_aurora.3.10.3")
+    found["DBClusters"][0]["DBClusterMembers"][0]["DBClusterParameterGroupStatus"] = "pending-reboot"
+    stub.add_response("describe_db_clusters", found, {"DBClusterIdentifier": "team-db"})
+    with pytest.raises(OperationFailed, match="team-db-1 have not taken the parameter group yet"):
+        wait_until_settled(client, "team-db", ROLE, CancelToken(), timeout=0.0, poll=0.01)
