@@ -101,7 +101,7 @@ def plan_changes(rds: Any, config: Config, cluster: AttachedCluster, role_arn: s
     return changes
 
 
-def apply_change(rds: Any, change: ClusterChange, family: str) -> None:
+def apply_change(rds: Any, change: ClusterChange) -> None:
     if change.kind == "associate-role":
         rds.add_role_to_db_cluster(DBClusterIdentifier=change.target, RoleArn=change.name)
     elif change.kind == "copy-group":
@@ -124,7 +124,15 @@ def reverse_change(rds: Any, change: RecordedChange, say: Callable[[str], None])
         if change.kind == "associate-role":
             rds.remove_role_from_db_cluster(DBClusterIdentifier=change.target, RoleArn=change.name)
         elif change.kind == "copy-group":
-            rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=change.name)
+            try:
+                rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=change.name)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") != "InvalidDBParameterGroupState":
+                    raise
+                # Instances not yet rebooted onto their own group still use the copy; we never reboot them.
+                say(f"kept the parameter group copy {change.name}: instances still use it until their next reboot; "
+                    f"then delete it with: aws rds delete-db-cluster-parameter-group "
+                    f"--db-cluster-parameter-group-name {change.name}")
         elif change.kind == "set-parameter":
             if change.had_value:
                 rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=change.target, Parameters=[

@@ -30,10 +30,6 @@ class AttachedCluster:
         return Dialect.V2 if self.engine_version.startswith("5.7.") else Dialect.V3
 
     @property
-    def family(self) -> str:
-        return "aurora-mysql5.7" if self.dialect is Dialect.V2 else "aurora-mysql8.0"
-
-    @property
     def uses_default_group(self) -> bool:
         """AWS's default groups cannot be modified: we copy one and attach the copy."""
         return self.parameter_group.startswith("default.")

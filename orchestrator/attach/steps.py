@@ -77,11 +77,10 @@ class AttachCluster:
         if not ctx.confirmed_cluster_changes:
             confirm_cluster_changes(ctx)
         rds = ctx.aws.client("rds")
-        family = ctx.attached_cluster().family
         ctx.session.run(ensure_record, "the bookkeeping")
         for change in changes:
             ctx.session.run(lambda conn, c=change: record(conn, c.as_record()), "the bookkeeping")
-            apply_change(rds, change, family)
+            apply_change(rds, change)
             ctx.ui.text(f"  {change.description}")
         if any(c.kind == "switch-group" for c in changes):
             self._reboot(ctx)

@@ -76,7 +76,7 @@ def test_a_default_parameter_group_is_copied_set_and_attached_and_down_switches_
     stub.add_response("modify_db_cluster", {"DBCluster": {"DBClusterIdentifier": "team-db"}},
                       {"DBClusterIdentifier": "team-db", "DBClusterParameterGroupName": copy, "ApplyImmediately": True})
     for change in changes:
-        apply_change(client, change, attached.family)
+        apply_change(client, change)
 
     said: list[str] = []
     stub.add_response("modify_db_cluster", {"DBCluster": {"DBClusterIdentifier": "team-db"}},
@@ -226,3 +226,13 @@ def test_a_parameter_group_still_pending_a_reboot_stops_up_before_any_trigger(rd
     stub.add_response("describe_db_clusters", found, {"DBClusterIdentifier": "team-db"})
     with pytest.raises(OperationFailed, match="team-db-1 have not taken the parameter group yet"):
         wait_until_settled(client, "team-db", ROLE, CancelToken(), timeout=0.0, poll=0.01)
+
+
+def test_a_copy_still_in_use_until_a_reboot_is_kept_and_down_says_how_to_delete_it(rds):
+    client, stub = rds
+    stub.add_client_error("delete_db_cluster_parameter_group", service_error_code="InvalidDBParameterGroupState",
+                          expected_params={"DBClusterParameterGroupName": "att-team-db"})
+    said: list[str] = []
+    reverse_change(client, RecordedChange("group-copy:att-team-db", "copy-group", "att-team-db", "att-team-db", True,
+                                          "default.aurora-mysql8.0", "att-team-db"), said.append)
+    assert said and "delete-db-cluster-parameter-group --db-cluster-parameter-group-name att-team-db" in said[0]
