@@ -64,7 +64,7 @@ def team_bastion(config: Config, ui: UI) -> dict[str, object]:
     server.authorized_keys_path.write_text(restricted_key_line(public, f"127.0.0.1:{state.mariadb_port}") + "\n")
     settings: dict[str, object] = {"mode": "existing", "host": "127.0.0.1", "port": state.sshd_port,
                                    "user": state.sshd_user, "key_path": path.name, "host_key": state.sshd_host_key}
-    ui.say("the team's bastion is the sandbox's sshd; for [bastion] mode = \"existing\" set:")
+    ui.say("the team's bastion is the sandbox's sshd; for {section} set:", section='[bastion] mode = "existing"')
     for name, value in settings.items():
         ui.say("  {name} = {value}", name=name, value=f'"{value}"' if isinstance(value, str) else value)
     return settings
