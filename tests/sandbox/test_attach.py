@@ -229,6 +229,9 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
         code, out = cli("up", "--config", config, "--yes")
         assert code == 0, out
         streamed_from = time.monotonic()
+        code, out = cli("plan", "--config", config)
+        assert code == 0 and out[-1]["changes"] is False, "after up, plan finds nothing to change"
+        assert next(o for o in out if o["type"] == "cluster_changes")["changes"] == []
         time.sleep(0.5)
         code, out = cli("verify", "--config", config)
         assert code == 0, [o for o in out if o["type"] in ("check", "error")]
