@@ -280,3 +280,32 @@ def test_attach_refuses_a_missing_cluster_a_postgresql_cluster_and_a_dialect_con
             error = next(o for o in out if o["type"] == "error")
             assert code == 2 and expected in error["message"] and "[database] cluster" in error["message"], (path, out)
     assert aws.client("cloudformation").describe_stacks()["Stacks"] == [], "a refused attach creates nothing"
+
+
+@pytest.mark.parametrize("played", ["none"], indirect=True)
+def test_down_after_an_up_that_failed_between_cluster_changes_restores_exactly(played, cli, monkeypatch):
+    """A change recorded but never made (up stopped in between) is reversed as a no-op; the ones made are undone."""
+    from orchestrator.attach import steps
+    from orchestrator.errors import OperationFailed
+
+    before = cluster_snapshot(played)
+    real = steps.apply_change
+    made: list[str] = []
+
+    def fails_on_the_second_parameter(rds: Any, change: Any) -> None:
+        if change.name == "activate_all_roles_on_login":
+            raise OperationFailed("injected: the API call failed")
+        real(rds, change)
+        made.append(change.kind)
+
+    monkeypatch.setattr(steps, "apply_change", fails_on_the_second_parameter)
+    with Writer(played) as writer:
+        code, out = cli("up", "--config", str(played), "--yes")
+        assert code == 1 and "injected" in next(o for o in out if o["type"] == "error")["message"]
+        assert made == ["associate-role", "set-parameter"]
+        assert cluster_snapshot(played) != before, "the first changes were made"
+        code, out = cli("down", "--config", str(played), "--yes")
+        assert code == 0, out
+    assert writer.failed == [] and writer.committed, "the team's writes went on, none failed"
+    after = cluster_snapshot(played)
+    assert after == before, _difference(before, after)
