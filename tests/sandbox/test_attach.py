@@ -190,7 +190,7 @@ class Writer:
         self._thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("played", ["create", "none", "existing", "none+outbox"], indirect=True)
+@pytest.mark.parametrize("played", ["create", "existing", "none+outbox"], indirect=True)
 def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_was(played, cli):
     before = cluster_snapshot(played)
     config = str(played)
