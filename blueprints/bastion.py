@@ -66,17 +66,22 @@ systemctl reload sshd
 """
 
 
-def forward_only_user_data() -> Base64:
-    return Base64(Sub(FORWARD_ONLY_USER_DATA, ClusterEndpoint=GetAtt("Cluster", "Endpoint.Address")))
+def forward_only_user_data(endpoint: object = None, port: object = None) -> Base64:
+    """Forwards to our cluster's endpoint, or to `endpoint`/`port` (an attached cluster's, as Parameters)."""
+    text = FORWARD_ONLY_USER_DATA if port is None else FORWARD_ONLY_USER_DATA.replace(":3306", ":${ClusterPort}")
+    values = {"ClusterEndpoint": endpoint if endpoint is not None else GetAtt("Cluster", "Endpoint.Address")}
+    if port is not None:
+        values["ClusterPort"] = port
+    return Base64(Sub(text, **values))
 
 
 def bastion_instance(t: Template, config: Config, image: Parameter, subnet_id: Parameter,
-                     group: ec2.SecurityGroup, pair: ec2.KeyPair) -> ec2.Instance:
+                     group: ec2.SecurityGroup, pair: ec2.KeyPair, user_data: Base64 | None = None) -> ec2.Instance:
     instance = t.add_resource(ec2.Instance(
         "Bastion", ImageId=Ref(image), InstanceType=config.bastion.instance_type, KeyName=Ref(pair),
         SubnetId=Ref(subnet_id), SecurityGroupIds=[Ref(group)],
         MetadataOptions=ec2.MetadataOptions(HttpTokens="required", HttpEndpoint="enabled"),
-        UserData=forward_only_user_data(),
+        UserData=user_data or forward_only_user_data(),
     ))
     t.add_output(Output("BastionInstanceId", Value=Ref(instance)))
     t.add_output(Output("BastionPublicIp", Value=GetAtt(instance, "PublicIp")))

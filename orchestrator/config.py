@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+# The messages for a refused config live in config_errors.py; re-exported for the modules that use them.
+from orchestrator.config_errors import describe_validation_error, did_you_mean  # noqa: F401
 from orchestrator.errors import ConfigError
 
 # Schemas a user's tables may not live in: ours (bookkeeping, sandbox emulation) and the server's own.
@@ -79,6 +81,12 @@ class DatabaseConfig(_Section):
     # The RDS CA bundle (PEM) to verify the cluster's TLS certificate through the tunnel; without it,
     # TLS on AWS is required but not verified.
     ca_bundle: str | None = None
+    # Attach to an existing Aurora MySQL cluster (identifier or ARN) instead of creating one: the network
+    # and database stacks are not created, and `down` removes only what `up` added.
+    cluster: str | None = Field(None, pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:)?[A-Za-z][A-Za-z0-9-]{0,62}$")
+    # The Secrets Manager secret (name or ARN) of the master or an admin user of an attached cluster;
+    # default: the cluster's own managed master secret.
+    admin_secret: str | None = Field(None, min_length=1, max_length=2048)
 
     @field_validator("engine_version")
     @classmethod
@@ -106,6 +114,21 @@ class DatabaseConfig(_Section):
                              "not both")
         return self
 
+    @model_validator(mode="after")
+    def _attach_keeps_the_cluster(self) -> DatabaseConfig:
+        if self.cluster is not None and self.deletion == "snapshot":
+            raise ValueError("deletion = \"snapshot\" conflicts with cluster: `down` never deletes an attached "
+                             "cluster, so there is no final snapshot to take; remove deletion")
+        if self.admin_secret is not None and self.cluster is None:
+            raise ValueError("admin_secret names the admin credentials of an attached cluster: set cluster too, "
+                             "or remove admin_secret (a cluster of ours has its own managed secret)")
+        return self
+
+    @property
+    def cluster_identifier(self) -> str | None:
+        """The attached cluster's identifier (from an ARN too), or None when we create the cluster."""
+        return self.cluster.rsplit(":", 1)[-1] if self.cluster else None
+
     @property
     def dialect(self) -> Dialect:
         return Dialect.V2 if self.engine_version.startswith("5.7.") else Dialect.V3
@@ -116,13 +139,37 @@ class DatabaseConfig(_Section):
 
 
 class BastionConfig(_Section):
+    # "create": a bastion of ours; "existing": a bastion you run (host, user, key_path, host_key);
+    # "none": the database endpoint is reachable directly (e.g. over a VPN). Only "create" without cluster.
+    mode: Literal["create", "existing", "none"] = "create"
     instance_type: str = Field("t4g.nano", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-    allowed_cidr: str
+    allowed_cidr: str | None = None   # required when mode = "create"
     local_port: int = Field(33306, ge=1024, le=65535)
+    host: str | None = Field(None, min_length=1, max_length=253)
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    key_path: str | None = None       # the private key that logs in to the existing bastion
+    host_key: str | None = Field(None, pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$")
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> BastionConfig:
+        if self.mode == "create" and self.allowed_cidr is None:
+            raise ValueError("allowed_cidr is required with mode = \"create\" (who may SSH in to our bastion)")
+        if self.mode == "existing":
+            missing = [k for k in ("host", "user", "key_path", "host_key") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"mode = \"existing\" needs {', '.join(missing)} (the host key as in known_hosts, "
+                                 "e.g. \"ssh-ed25519 AAAA...\": it is checked, never trusted on first use)")
+        elif any(getattr(self, k) is not None for k in ("host", "user", "key_path", "host_key")):
+            raise ValueError(f"host, user, key_path and host_key describe a bastion you run: they need "
+                             f"mode = \"existing\", not {self.mode!r}")
+        return self
 
     @field_validator("allowed_cidr")
     @classmethod
-    def _not_the_world(cls, value: str) -> str:
+    def _not_the_world(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         network = ipaddress.IPv4Network(_cidr(value))
         if network.prefixlen == 0:
             raise ValueError("0.0.0.0/0 is refused: give the address range that may SSH in, e.g. 203.0.113.7/32")
@@ -236,6 +283,23 @@ class Config(_Section):
 
     _source: Path = PrivateAttr(default=Path("config.toml"))
 
+    @model_validator(mode="after")
+    def _bastion_mode_needs_attach(self) -> Config:
+        if self.bastion.mode != "create" and self.database.cluster is None:
+            raise ValueError(f"[bastion] mode = {self.bastion.mode!r} needs [database] cluster: a cluster of ours is "
+                             "private and reached through our bastion (mode = \"create\")")
+        return self
+
+    @property
+    def attached(self) -> bool:
+        """`up` attaches to an existing cluster rather than creating one."""
+        return self.database.cluster is not None
+
+    @property
+    def applies_migrations(self) -> bool:
+        """An attached cluster already holds its schema: migrations run there only when named."""
+        return not self.attached or self.database.migrations is not None or self.database.schema_file is not None
+
     @property
     def source(self) -> Path:
         """The file this config was read from."""
@@ -253,6 +317,10 @@ class Config(_Section):
         if self.consumer.source is None:
             return None
         return (self._source.parent / self.consumer.source).resolve()
+
+    @property
+    def bastion_key_path(self) -> Path:
+        return (self._source.parent / (self.bastion.key_path or "")).expanduser().resolve()
 
     @property
     def ca_bundle_path(self) -> Path | None:
@@ -297,6 +365,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             f"(looked at {config.migrations_path}); give a path relative to the config file"
         )
     _check_consumer_source(config, path)
+    if config.bastion.key_path is not None and not config.bastion_key_path.is_file():
+        raise ConfigError(f"{path}: [bastion] key_path: file {config.bastion.key_path!r} not found "
+                          f"(looked at {config.bastion_key_path}); give a path relative to the config file")
+    if not config.applies_migrations:
+        return config
     from orchestrator.database.migrations import migration_files
 
     migration_files(config)  # a malformed migrations folder is a config error: refused before anything runs
@@ -315,55 +388,3 @@ def _check_consumer_source(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [consumer] handler: {config.consumer.handler!r} names module {module}.py, "
                           f"which is not in {folder}; give module.function of a file in the source folder")
 
-
-def describe_validation_error(err: ValidationError, path: Path) -> str:
-    """One message for all problems, each naming its key as the user wrote it in the file."""
-    lines = []
-    for problem in err.errors():
-        key = _key_name(problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            lines.append(f"{path}: {key}: unknown key{did_you_mean(str(problem['loc'][-1]), _known_keys(problem['loc']))}"
-                         " (see the config reference in README.md)")
-        elif problem["type"] == "missing":
-            lines.append(f"{path}: {key}: required key is missing")
-        else:
-            message = problem["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: {key}: {message} (got {problem.get('input')!r})")
-    return "\n".join(lines)
-
-
-def did_you_mean(word: str, known: list[str]) -> str:
-    """"; did you mean X?" when a known name is close to what was written, else ""."""
-    import difflib
-
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6) or [
-        k for k in known if k.lower() == word.lower() or k.replace("_", "") == word.replace("-", "").replace("_", "")]
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys allowed where `loc` (the unknown key's location) points."""
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(str(part)) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None)
-        if info is None:
-            return []
-        annotation = info.annotation
-        args = getattr(annotation, "__args__", ())
-        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return []
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _key_name(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts[:2] == ["stream", "tables"] and len(parts) >= 3 and parts[2].isdigit():
-        rest = ".".join(parts[3:])
-        return f"[[stream.tables]] #{int(parts[2]) + 1}" + (f" {rest}" if rest else "")
-    if len(parts) == 1:
-        return f"[{parts[0]}]"
-    return f"[{parts[0]}] {'.'.join(parts[1:])}"

@@ -38,6 +38,9 @@ class Deployment:
     function_arn: str
     log_group: str
     sandbox_host_key: str | None = None  # the sandbox's sshd key; on AWS it is read from the console output
+    reach: str = "bastion"               # "bastion": an SSH tunnel | "direct": [bastion] mode = "none"
+    bastion_key_path: str | None = None  # [bastion] mode = "existing": the key file and the known host key
+    bastion_host_key: str | None = None
 
     @property
     def event_source_arn(self) -> str:
@@ -46,7 +49,9 @@ class Deployment:
 
 
 def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: AwsClients,
-                     sandbox: Any | None = None) -> Deployment:
+                     sandbox: Any | None = None, *, attached: Any | None = None) -> Deployment:
+    if attached is not None:
+        return _attached_deployment(config, outputs, attached, sandbox)
     database, consumer = outputs["database"], outputs["consumer"]
     needed = {"database": ("ClusterIdentifier", "ClusterEndpoint", "ClusterPort", "MasterSecretArn", "AppSecretArn",
                            "BastionInstanceId", "KeyPairId") + (() if sandbox else ("BastionPublicIp",)),
@@ -70,6 +75,55 @@ def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: Aw
                       bastion_host=database["BastionPublicIp"], bastion_port=22, bastion_user=AWS_BASTION_USER)
 
 
+def _attached_deployment(config: Config, outputs: dict[str, dict[str, str]], cluster: Any,
+                         sandbox: Any | None) -> Deployment:
+    """An attached cluster: its endpoint and admin secret from AWS, ours from the attachment stack, and
+    the way in from [bastion] mode."""
+    attachment, consumer = outputs["attachment"], outputs["consumer"]
+    mode = config.bastion.mode
+    needed = {"attachment": ("AppSecretArn",) + (("BastionInstanceId", "KeyPairId") if mode == "create" else ())
+              + (("BastionPublicIp",) if mode == "create" and not sandbox else ()),
+              "consumer": ("FunctionArn", "LogGroupName")}
+    missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
+    if missing:
+        raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",
+                              hint="run `rds-streams up` so the stacks are updated to this version's templates")
+    function_arn = consumer["FunctionArn"]
+    common: dict[str, Any] = dict(
+        target=config.project.target, region=config.project.region, account_id=function_arn.split(":")[4],
+        cluster_id=cluster.identifier, master_secret_arn=config.database.admin_secret or cluster.master_secret_arn,
+        app_secret_arn=attachment["AppSecretArn"], function_arn=function_arn, log_group=consumer["LogGroupName"],
+        db_host="127.0.0.1" if sandbox else cluster.endpoint, db_port=sandbox.mariadb_port if sandbox else cluster.port,
+        bastion_instance_id=attachment.get("BastionInstanceId", ""), key_pair_id=attachment.get("KeyPairId", ""),
+    )
+    if mode == "none":
+        return Deployment(**common, bastion_host="", bastion_port=0, bastion_user="", reach="direct")
+    if mode == "existing":
+        return Deployment(**common, bastion_host=config.bastion.host or "", bastion_port=config.bastion.port,
+                          bastion_user=config.bastion.user or "", bastion_key_path=str(config.bastion_key_path),
+                          bastion_host_key=config.bastion.host_key)
+    if sandbox is not None:
+        return Deployment(**common, bastion_host="127.0.0.1", bastion_port=sandbox.sshd_port,
+                          bastion_user=sandbox.sshd_user, sandbox_host_key=sandbox.sshd_host_key)
+    return Deployment(**common, bastion_host=attachment["BastionPublicIp"], bastion_port=22,
+                      bastion_user=AWS_BASTION_USER)
+
+
+@dataclass(frozen=True)
+class DirectRoute:
+    """[bastion] mode = "none": the endpoint is reachable as it is (a VPN, a peered network); no tunnel."""
+
+    local_host: str
+    local_port: int
+    connect_seconds: float = 0.0
+
+    def ensure_open(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class DatabaseSession:
     """The tunnel and the master connection through it, opened on first use and reopened when lost."""
 
@@ -89,16 +143,24 @@ class DatabaseSession:
 
         if self.deployment.sandbox_host_key:
             return TrustedHostKeys.from_keys([self.deployment.sandbox_host_key], source="the sandbox's sshd")
+        if self.deployment.bastion_host_key:
+            return TrustedHostKeys.from_keys([self.deployment.bastion_host_key], source="[bastion] host_key")
         return bastion_host_keys(self.aws.client("ec2"), self.deployment.bastion_instance_id, say=self.ui.say)
 
     def private_key(self) -> Any:
         from orchestrator.database.hostkeys import load_private_key
 
+        if self.deployment.bastion_key_path:
+            from pathlib import Path
+
+            return load_private_key(Path(self.deployment.bastion_key_path).read_text())
         name = f"/ec2/keypair/{self.deployment.key_pair_id}"
         value = self.aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
         return load_private_key(value)
 
     def tunnel(self) -> Any:
+        if self._tunnel is None and self.deployment.reach == "direct":
+            self._tunnel = DirectRoute(self.deployment.db_host, self.deployment.db_port)
         if self._tunnel is None:
             from orchestrator.database.tunnel import TunnelSpec, open_tunnel
 

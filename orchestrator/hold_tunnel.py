@@ -52,7 +52,8 @@ def hold_tunnel(config: Config, ui: UI, cancel: CancelToken, *, show_password: b
                 **({"password": credentials.password} if show_password else {}))
         ui.say("[bold]Tunnel open[/]: {local} → {remote} through {bastion}",
                local=f"{tunnel.local_host}:{tunnel.local_port}", remote=f"{d.db_host}:{d.db_port}",
-               bastion=f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}")
+               bastion=f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}" if d.reach == "bastion"
+               else 'nothing: [bastion] mode = "none" reaches the endpoint directly')
         ui.say("  database  {name}", name=config.database.name)
         ui.say("  user      {name} ({role})", name=credentials.username,
                role="the master user, for DDL" if user == "master" else "the app user; --user master for DDL")

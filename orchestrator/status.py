@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deploy.graph import stack_order
 from orchestrator.deploy.stacks import describe_stack
 from orchestrator.errors import ConfigError, OperationFailed
 from orchestrator.ui import UI
@@ -29,14 +29,14 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
         report["sandbox"] = processes
         dead = [name for name, pid in processes.items() if not pid]
         if not sandbox.is_up():
-            report["stacks"] = {config.stack_name(k): None for k in STACK_ORDER}
+            report["stacks"] = {config.stack_name(k): None for k in stack_order(config)}
             _show(report, ui)
             raise OperationFailed(f"the local sandbox is not running (nothing up under {sandbox.root})",
                                   hint=NOT_UP_HINT)
     ctx = context_for(config, ui, cancel)
     try:
         cfn = ctx.aws.client("cloudformation")
-        report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in STACK_ORDER}
+        report["stacks"] = {config.stack_name(k): describe_stack(cfn, config.stack_name(k)).status for k in stack_order(config)}
         if all(report["stacks"].values()):
             report.update(_database(ctx, dead))
     finally:
@@ -72,6 +72,8 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
         result["triggers"] = f"database not reachable: {' and '.join(n for n in ('sshd', 'mariadb') if n in dead)} " \
                              "not running"
         return result
+    if ctx.config.attached:
+        result["attached"] = _attached(ctx, d.cluster_id)
     try:
         failing = ctx.session.run(lambda conn: failing_tables(conn, ctx.config.database.name), "status")
         if failing:
@@ -122,6 +124,19 @@ def _triggers(ctx: Any) -> dict[str, Any]:
     return tables
 
 
+def _attached(ctx: Any, cluster: str) -> dict[str, Any]:
+    """What `up` changed on the attached cluster (our record), for `down` to reverse."""
+    from orchestrator.attach.record import recorded
+
+    try:
+        changes = ctx.session.run(recorded, "the bookkeeping")
+    except Exception as err:  # this line's state, not the command's end
+        return {"cluster": cluster, "error": _reason(err)}
+    return {"cluster": cluster, "changes": [{"kind": c.kind, "target": c.target, "name": c.name,
+                                             "previous": c.previous if c.kind != "definer-grants" else None}
+                                            for c in changes]}
+
+
 def _reason(err: Exception) -> str:
     args = getattr(err, "args", ())
     return f"{args[-1]}" if args and not isinstance(err, OperationFailed) else str(err)
@@ -145,6 +160,13 @@ def _show(report: dict[str, Any], ui: UI) -> None:
             ui.say("  stack {stack}: [dim]not deployed[/]", stack=stack)
     for name, value in report.get("endpoints", {}).items():
         ui.text(f"  {name}: {value}")
+    if "attached" in report:
+        attached = report["attached"]
+        if "error" in attached:
+            ui.say("  attached to {cluster}: record [red]not readable[/]: {error}", **attached)
+        else:
+            ui.say("  attached to {cluster} (not ours): {n} change(s) recorded, reversed by `down`",
+                   cluster=attached["cluster"], n=len(attached["changes"]))
     if "outbox" in report:
         outbox = report["outbox"]
         age = f", oldest {outbox['oldest_seconds']:.1f} s" if outbox["oldest_seconds"] is not None else ""

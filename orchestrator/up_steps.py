@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.aws import AwsClients
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deploy.graph import STACK_ORDER
+from orchestrator.deploy.graph import stack_order
 from orchestrator.deployment import DatabaseSession, Deployment, build_deployment
 from orchestrator.errors import OperationFailed
 from orchestrator.ui import UI
@@ -29,18 +29,29 @@ class UpContext:
     sandbox_state: Any = None
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     changed_stacks: list[str] = field(default_factory=list)
+    confirmed_cluster_changes: bool = False   # the yes for changes to an attached cluster was given
+    _attached: Any = None                     # orchestrator.attach.cluster.AttachedCluster, read once
     _deployment: Deployment | None = None
     _session: DatabaseSession | None = None
 
     @property
     def deployment(self) -> Deployment:
         if self._deployment is None:
-            outputs = {stack: self.outputs_of(stack) for stack in STACK_ORDER}
+            outputs = {stack: self.outputs_of(stack) for stack in stack_order(self.config)}
             absent = [self.config.stack_name(stack) for stack, values in outputs.items() if not values]
             if absent:
                 raise OperationFailed(f"not deployed yet: {', '.join(absent)}", hint="run `rds-streams up` first")
-            self._deployment = build_deployment(self.config, outputs, self.aws, self.sandbox_state)
+            attached = self.attached_cluster() if self.config.attached else None
+            self._deployment = build_deployment(self.config, outputs, self.aws, self.sandbox_state, attached=attached)
         return self._deployment
+
+    def attached_cluster(self, *, refresh: bool = False) -> Any:
+        """The attached cluster as AWS describes it now (refused with exit 2 if it cannot be streamed)."""
+        if self._attached is None or refresh:
+            from orchestrator.attach.cluster import describe_cluster
+
+            self._attached = describe_cluster(self.aws.client("rds"), self.config)
+        return self._attached
 
     @property
     def session(self) -> DatabaseSession:
@@ -71,10 +82,15 @@ class DeployStacks:
         from orchestrator.deploy.pinned import ssm_lookup
         from orchestrator.deploy.up import deploy_stacks
 
+        external = None
+        if ctx.config.attached:
+            from orchestrator.attach.stack_inputs import attachment_inputs
+
+            external = {"attachment": attachment_inputs(ctx)}
         code = ConsumerCode(ctx.config, s3=ctx.aws.client("s3"), ui=ctx.ui)
         result = deploy_stacks(ctx.aws.client("cloudformation"), ctx.config, ctx.only, ctx.ui, ctx.cancel,
                                image_lookup=ssm_lookup(ctx.aws.client("ssm")), refresh_bastion=ctx.refresh_bastion,
-                               code=code)
+                               code=code, external=external)
         ctx.outputs.update(result.outputs)
         ctx.changed_stacks += result.changed
 
@@ -92,7 +108,8 @@ class BindSandbox:
 
         state = ctx.sandbox_state
         bind_database(state, ctx.session.credentials("master"), ctx.config.database.name)
-        trust_key_pair(state, ctx.session.private_key())
+        if ctx.config.bastion.mode == "create":
+            trust_key_pair(state, ctx.session.private_key())
         # The runner loads the deployed code when it starts: restart it when that code may have changed.
         if ctx.sandbox.runner_pid() is None or ctx.config.stack_name("consumer") in ctx.changed_stacks:
             from orchestrator.sandbox.function_code import prepare_deployed
@@ -112,6 +129,10 @@ class OpenTunnel:
 
     def run(self, ctx: UpContext) -> None:
         tunnel = ctx.session.tunnel()
+        if ctx.deployment.reach == "direct":
+            ctx.ui.say("  directly to {host}:{port} ({why})", host=tunnel.local_host, port=tunnel.local_port,
+                       why='[bastion] mode = "none"')
+            return
         ctx.ui.say("  through {host}:{port} on 127.0.0.1:{local} (connect and auth {ms:.0f} ms)",
                    host=ctx.deployment.bastion_host, port=ctx.deployment.bastion_port, local=tunnel.local_port,
                    ms=tunnel.connect_seconds * 1000)

@@ -238,8 +238,9 @@ class _AuroraV3(_LambdaRole):
         if str(active) in ("1", "ON"):
             return []
         return ["the cluster parameter activate_all_roles_on_login is off, so sessions of the app user and the "
-                "master lack AWS_LAMBDA_ACCESS (error 1227); the database stack's parameter group sets it: run "
-                "`rds-streams up` to update the stack"]
+                "master lack AWS_LAMBDA_ACCESS (error 1227); `rds-streams up` sets it in the cluster's parameter group "
+                "(our database stack's, or an attached cluster's own); if it was just set, the instances may still "
+                "need the reboot that applies a newly attached parameter group"]
 
 
 class _AuroraV2:

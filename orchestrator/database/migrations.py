@@ -141,6 +141,8 @@ def migration_files(config: Config) -> list[Path]:
 
 
 def load_migrations(config: Config) -> list[Migration]:
+    if not config.applies_migrations:  # an attached cluster holds its schema; no migrations were named
+        return []
     migrations = []
     for path in migration_files(config):
         if config.database.schema_file is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from orchestrator.aws import AwsClients
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
-from orchestrator.deploy.graph import STACK_ORDER, dependencies, selected, waves
+from orchestrator.deploy.graph import dependencies, selected, stack_order, waves
 from orchestrator.deploy.stacks import Phase, StackState, describe_stack, refuse_foreign
 from orchestrator.deploy.watch import Watched, wait_for
 from orchestrator.errors import UsageError
@@ -24,10 +24,12 @@ class DownReport:
 
 
 def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: UI,
-                   cancel: CancelToken) -> DownReport:
+                   cancel: CancelToken, *, confirmed: bool = False) -> DownReport:
+    """`confirmed`: the caller's question already covered deleting the stacks."""
     cfn = aws.client("cloudformation")
-    keys = selected(only, with_dependencies=False)
-    states = {key: describe_stack(cfn, config.stack_name(key)) for key in STACK_ORDER}
+    order = stack_order(config)
+    keys = selected(only, with_dependencies=False, order=order)
+    states = {key: describe_stack(cfn, config.stack_name(key)) for key in order}
     _refuse_orphaning(keys, states)
     existing = [key for key in keys if states[key].phase is not Phase.ABSENT]
     for key in existing:
@@ -42,7 +44,8 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
                         ", and with them the Aurora cluster and its data" + (
                             " (a final snapshot is kept)" if config.database.deletion == "snapshot" else
                             " (no final snapshot: database.deletion = \"delete\")"))
-        ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
+        if not confirmed:
+            ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
             if "assets" in wave and bucket:
@@ -81,7 +84,7 @@ def _empty_assets(aws: AwsClients, bucket: str, report: DownReport) -> None:
 
 
 def _refuse_orphaning(keys: list[str], states: dict[str, StackState]) -> None:
-    for key in STACK_ORDER:
+    for key in states:
         if key in keys or states[key].phase is Phase.ABSENT:
             continue
         needed = [d for d in dependencies(key) if d in keys]
@@ -101,6 +104,8 @@ def _leftovers(aws: AwsClients, config: Config, keys: list[str], states: dict[st
             report.removed.append(f"log group {group}")
     if "database" in keys:
         _database_leftovers(aws, config, states["database"], report)
+    if "attachment" in keys:
+        _our_secrets(aws, config, report)
 
 
 def _database_leftovers(aws: AwsClients, config: Config, state: StackState, report: DownReport) -> None:
@@ -113,6 +118,11 @@ def _database_leftovers(aws: AwsClients, config: Config, state: StackState, repo
                 f"final snapshot {snapshot['DBClusterSnapshotIdentifier']} (database.deletion = \"snapshot\"); "
                 f"remove it with: aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier "
                 f"{snapshot['DBClusterSnapshotIdentifier']}")
+    _our_secrets(aws, config, report)
+
+
+def _our_secrets(aws: AwsClients, config: Config, report: DownReport) -> None:
+    """Secrets carrying our ownership tag (the app user's); an attached cluster's own are never tagged so."""
     secrets = aws.client("secretsmanager")
     (key, value), = config.owner_tag.items()
     listed = secrets.list_secrets(Filters=[{"Key": "tag-key", "Values": [key]},

@@ -21,7 +21,7 @@ ImageLookup = Callable[[str], str]
 def pinned_parameters(key: str, config: Config, state: StackState, *, lookup: ImageLookup | None,
                       refresh: bool = False) -> list[dict[str, str]]:
     """The extra parameters stack `key` takes besides its upstream wiring."""
-    if key != "database":
+    if key != "database" and not (key == "attachment" and config.bastion.mode == "create"):
         return []
     current = state.parameters.get(IMAGE_PARAMETER, "")
     # A stack from before the pin has the SSM name as its value; StackState carries what it resolved to.

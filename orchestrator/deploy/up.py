@@ -8,7 +8,7 @@ from typing import Any
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.deploy.assets import ConsumerCode
-from orchestrator.deploy.graph import StackSpec, build_specs, selected, waves
+from orchestrator.deploy.graph import StackSpec, build_specs, selected, stack_order, waves
 from orchestrator.deploy.pinned import ImageLookup, pinned_parameters
 from orchestrator.deploy.stacks import (
     ChangeSet,
@@ -33,11 +33,13 @@ class DeployResult:
 
 def deploy_stacks(cfn: Any, config: Config, only: list[str] | None, ui: UI, cancel: CancelToken, *,
                   image_lookup: ImageLookup | None = None, refresh_bastion: bool = False,
-                  code: ConsumerCode | None = None) -> DeployResult:
+                  code: ConsumerCode | None = None,
+                  external: dict[str, dict[str, str]] | None = None) -> DeployResult:
     """`image_lookup` resolves the bastion's image when the database stack is created or refreshed;
-    `code` builds and uploads your own consumer's package (needed when [consumer] source is set)."""
-    keys = selected(only, with_dependencies=True)
-    specs = build_specs(config, keys)
+    `code` builds and uploads your own consumer's package (needed when [consumer] source is set);
+    `external` holds parameters read from an attached cluster."""
+    keys = selected(only, with_dependencies=True, order=stack_order(config))
+    specs = build_specs(config, keys, external)
     result = DeployResult()
     for wave in waves(keys):
         states = {key: _ready_state(cfn, config, specs[key], ui, cancel) for key in wave}

@@ -18,6 +18,7 @@ from moto.ec2.models.elastic_ip_addresses import ElasticAddress
 from moto.ec2.models.internet_gateways import InternetGateway
 from moto.ec2.models.nat_gateways import NatGateway
 from moto.ec2.models.route_tables import RouteTable
+from moto.ec2.models.security_groups import SecurityGroupIngress
 from moto.ec2.models.vpcs import VPCEndPoint
 
 
@@ -55,7 +56,24 @@ def _delete_vpc_endpoint(self: VPCEndPoint, account_id: str, region_name: str) -
 
 # moto's CloudFormation has no delete for these, so a deleted stack would leave them behind, where
 # CloudFormation proper deletes them.
-EC2_DELETES = {RouteTable: _delete_route_table, NatGateway: _delete_nat_gateway,
+def _revoke_ingress(self: SecurityGroupIngress, account_id: str, region_name: str) -> None:
+    """moto keeps an AWS::EC2::SecurityGroupIngress rule after its stack is deleted; CloudFormation revokes
+    it, and on an attached cluster's own security group it must (that group is not ours). The rule is
+    dropped from the group directly: moto deletes a stack's resources in no dependency order, so the
+    rule's source group may be gone already, which moto's revoke refuses."""
+    props = self.properties
+    group = self.security_group
+
+    def ours(rule: Any) -> bool:
+        return (rule.ip_protocol == str(props.get("IpProtocol")) and rule.from_port == int(props.get("FromPort"))
+                and rule.to_port == int(props.get("ToPort"))
+                and (rule.source_group or {}).get("GroupId") == props.get("SourceSecurityGroupId")
+                and (rule.ip_range or {}).get("CidrIp") == props.get("CidrIp"))
+
+    group.ingress_rules = [rule for rule in group.ingress_rules if not ours(rule)]
+
+
+EC2_DELETES = {SecurityGroupIngress: _revoke_ingress, RouteTable: _delete_route_table, NatGateway: _delete_nat_gateway,
                ElasticAddress: _release_address, InternetGateway: _delete_internet_gateway,
                VPCEndPoint: _delete_vpc_endpoint}
 
@@ -156,7 +174,46 @@ def _update_or_keep(logical_id: str, resource_json: dict[str, Any], resources_ma
     return current
 
 
+def _reset_db_cluster_parameter_group(self: Any) -> Any:
+    """moto 5.2.5 has no ResetDBClusterParameterGroup; `down` uses it to unset a parameter an attached
+    cluster did not have before `up`. As AWS: the named parameters (or all) return to their default,
+    which in moto (it lists only what was set) means not set."""
+    from moto.core.responses import ActionResult
+    from moto.rds.exceptions import DBParameterGroupNotFoundError
+
+    name = self.params.get("DBClusterParameterGroupName")
+    group = self.backend.db_cluster_parameter_groups.get(name)
+    if group is None:
+        raise DBParameterGroupNotFoundError(name)
+    if self.params.get("ResetAllParameters"):
+        group.parameters.clear()
+    for parameter in self.params.get("Parameters", []):
+        group.parameters.pop(parameter.original_dict()["ParameterName"], None)
+    return ActionResult({"DBClusterParameterGroupName": name})
+
+
+def _remove_role_from_db_cluster(self: Any) -> Any:
+    """moto 5.2.5 has no RemoveRoleFromDBCluster; `down` uses it on an attached cluster. As AWS: an
+    unknown cluster or a role not associated is a fault naming it."""
+    from moto.core.responses import EmptyResult
+    from moto.rds.exceptions import DBClusterNotFoundError, RDSClientError
+
+    identifier, role_arn = self.params.get("DBClusterIdentifier"), self.params.get("RoleArn")
+    cluster = self.backend.clusters.get(identifier)
+    if cluster is None:
+        raise DBClusterNotFoundError(identifier)
+    kept = [role for role in cluster._associated_roles if role.role_arn != role_arn]
+    if len(kept) == len(cluster._associated_roles):
+        raise RDSClientError("DBClusterRoleNotFound", f"Role {role_arn} is not associated with {identifier}")
+    cluster._associated_roles = kept
+    return EmptyResult()
+
+
 def apply() -> None:
+    from moto.rds.responses import RDSResponse
+
+    RDSResponse.remove_role_from_db_cluster = _remove_role_from_db_cluster  # type: ignore[attr-defined]
+    RDSResponse.reset_db_cluster_parameter_group = _reset_db_cluster_parameter_group  # type: ignore[attr-defined]
     for model, delete in EC2_DELETES.items():
         model.delete = delete  # type: ignore[attr-defined]
     ChangeSet.apply = _apply_change_set  # type: ignore[method-assign]

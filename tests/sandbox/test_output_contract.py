@@ -67,6 +67,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "log": {"time": "time", "request_id": OPT_STR, "log_stream": str, "message": str},
     "tunnel": {"host": str, "port": int, "database": str, "user": str, "role": str, "secret_arn": str,
                "password_command": str},
+    "note": {"message": str},
+    "cluster_changes": {"cluster": str, "changes": list, "reboot": OPT_STR},
+    "detached": {"cluster": str, "removed": list},
 }
 
 
