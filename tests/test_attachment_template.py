@@ -29,7 +29,7 @@ def rendered(tmp_path: Path, mode: str) -> dict[str, dict]:
 @pytest.mark.parametrize("mode", MODES)
 def test_an_attached_cluster_gets_a_consumer_and_an_attachment_stack_that_pass_cfn_lint(tmp_path, mode):
     templates = rendered(tmp_path, mode)
-    assert list(templates) == ["consumer", "attachment"], "no network or database stack of ours"
+    assert list(templates) == ["assets", "consumer", "attachment"], "no network or database stack of ours"
     for stack, template in templates.items():
         matches = lint(json.dumps(template), config=ManualArgs(regions=["eu-west-1"]))
         assert [str(m) for m in matches] == [], f"{mode}/{stack}"

@@ -200,7 +200,7 @@ def test_attach_streams_a_team_table_and_down_leaves_the_cluster_exactly_as_it_w
     for obj in out:
         assert_shape(obj)
     stacks = {o["stack"]: o for o in out if o["type"] == "stack_plan"}
-    assert {name: plan["action"] for name, plan in stacks.items()} == {"att-consumer": "create",
+    assert {name: plan["action"] for name, plan in stacks.items()} == {"att-assets": "create", "att-consumer": "create",
                                                                       "att-attachment": "create"}
     added = {c["logical_id"] for c in stacks["att-attachment"]["changes"]}
     assert {"AuroraLambdaRole", "AppUserSecret", "LambdaEndpoint", "LambdaEndpointSecurityGroup"} <= added
