@@ -48,15 +48,18 @@ def async_invoke_config(t: Template, function: awslambda.Function, queue: sqs.Qu
     ))
 
 
-def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None) -> iam.Role:
-    """May write to its own log group (not the managed policy, whose resource is *) and, in direct
-    mode, to its own dead-letter queue."""
+def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None,
+                  sink: Statement | None = None) -> iam.Role:
+    """May write to its own log group (not the managed policy, whose resource is *), in direct
+    mode to its own dead-letter queue, and with a sink to that one sink only."""
     statements = [Statement(
         Effect=Allow, Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
         Resource=[Sub("${Group}:*", Group=GetAtt(group, "Arn"))],
     )]
     if queue is not None:
         statements.append(Statement(Effect=Allow, Action=[sqs_actions.SendMessage], Resource=[GetAtt(queue, "Arn")]))
+    if sink is not None:
+        statements.append(sink)
     return t.add_resource(iam.Role(
         "ConsumerRole",
         AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
@@ -68,13 +71,24 @@ def consumer_role(t: Template, group: logs.LogGroup, queue: sqs.Queue | None) ->
     ))
 
 
-def consumer_function(t: Template, config: Config, role: iam.Role, group: logs.LogGroup) -> awslambda.Function:
+def consumer_function(t: Template, config: Config, role: iam.Role, group: logs.LogGroup,
+                      sink_target: object = None) -> awslambda.Function:
+    extra: dict[str, object] = {}
+    if sink_target is None:
+        source, description, timeout = handler_source(), "rds-streams consumer: logs each change record as one JSON line", 30
+    else:
+        from orchestrator.resources import forwarder_source
+
+        source, timeout = forwarder_source(), 60  # room for the forwarder's backoff before it gives up
+        description = f"rds-streams forwarder: puts each change record into the {config.consumer.sink} sink"
+        extra["Environment"] = awslambda.Environment(Variables={
+            "RDS_STREAMS_SINK": config.consumer.sink, "RDS_STREAMS_SINK_TARGET": sink_target})
     function = t.add_resource(awslambda.Function(
         "ConsumerFunction", FunctionName=config.consumer.function_name, Runtime="python3.12",
-        Handler="index.handler", Code=awslambda.Code(ZipFile=handler_source()),
-        Role=GetAtt(role, "Arn"), MemorySize=128, Timeout=30,
+        Handler="index.handler", Code=awslambda.Code(ZipFile=source),
+        Role=GetAtt(role, "Arn"), MemorySize=128, Timeout=timeout,
         LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(group)),
-        Description="rds-streams consumer: logs each change record as one JSON line",
+        Description=description, **extra,
     ))
     t.add_output(Output("FunctionArn", Value=GetAtt(function, "Arn")))
     t.add_output(Output("FunctionName", Value=Ref(function)))
@@ -85,8 +99,13 @@ def consumer_template(config: Config) -> Template:
     t = new_template(config, "consumer", "the Lambda that receives change records")
     group = log_group(t, config)
     queue = dead_letter_queue(t) if config.stream.delivery == "direct" else None
-    role = consumer_role(t, group, queue)
-    function = consumer_function(t, config, role, group)
+    sink_target, sink_statement = None, None
+    if config.consumer.sink != "log":
+        from blueprints.sinks import sink_resource
+
+        _sink, sink_target, sink_statement = sink_resource(t, config)
+    role = consumer_role(t, group, queue, sink_statement)
+    function = consumer_function(t, config, role, group, sink_target)
     if queue is not None:
         async_invoke_config(t, function, queue)
     return tag_everything(t, config)

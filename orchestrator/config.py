@@ -138,6 +138,8 @@ class BastionConfig(_Section):
 class ConsumerConfig(_Section):
     function_name: str = Field("rds-streams-consumer", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     log_retention_days: int = 7
+    # Where the stream ends: "log" (the shipped logging consumer) or a managed sink our forwarder feeds.
+    sink: Literal["log", "kinesis", "sqs", "eventbridge"] = "log"
 
     @field_validator("log_retention_days")
     @classmethod
