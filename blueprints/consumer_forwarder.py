@@ -154,7 +154,7 @@ def put(sink, target, batch, client):
     if sink == "kinesis":
         name = {"StreamARN": target} if target.startswith("arn:") else {"StreamName": target}
         reply = client.put_records(Records=[e.request for e in batch], **name)
-        return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Records"]) if r.get("ErrorCode")]
+        return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Records"], strict=True) if r.get("ErrorCode")]
     if sink == "sqs":
         reply = client.send_message_batch(QueueUrl=target, Entries=[e.request for e in batch])
         by_id = {e.request["Id"]: e for e in batch}
@@ -163,7 +163,7 @@ def put(sink, target, batch, client):
             raise RuntimeError(f"SQS refused {len(bad)} message(s) as malformed: {bad[0].get('Message')}")
         return [(by_id[f["Id"]], f.get("Code")) for f in reply.get("Failed", [])]
     reply = client.put_events(Entries=[e.request for e in batch])
-    return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Entries"]) if r.get("ErrorCode")]
+    return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Entries"], strict=True) if r.get("ErrorCode")]
 
 
 def _error_code(err):

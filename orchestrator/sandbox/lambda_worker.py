@@ -2,7 +2,8 @@
 
 Loads the function's code as deployed (the runner writes the template's inline source to INDEX_PY),
 then answers one JSON line per invocation on stdin with one JSON line on stdout: what the handler
-printed, its result or error, and how long it took. Standard library only, like the function.
+printed, its result or error, and how long it took. Standard library only, like the function (the sink
+fault patch, installed only when the runner names a faults file, uses botocore, which the function has).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import sys
 import time
 import traceback
@@ -30,6 +32,11 @@ class Context:
 
 def main() -> None:
     source, handler_name = sys.argv[1], sys.argv[2]
+    faults = os.environ.pop("RDS_STREAMS_SANDBOX_SINK_FAULTS", None)
+    if faults and os.environ.get("RDS_STREAMS_SINK"):
+        from orchestrator.sandbox.sink_faults import install
+
+        install(faults)
     module_name, function_name = handler_name.rsplit(".", 1)
     spec = importlib.util.spec_from_file_location(module_name, source)
     module = importlib.util.module_from_spec(spec)

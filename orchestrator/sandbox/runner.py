@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ class FunctionCode:
     handler: str
     memory_mb: int
     timeout_s: int
+    environment: tuple[tuple[str, str], ...] = ()  # the template's Environment.Variables
 
 
 def function_code_from_template(template: dict[str, Any], name: str, arn: str) -> FunctionCode | None:
@@ -42,16 +44,19 @@ def function_code_from_template(template: dict[str, Any], name: str, arn: str) -
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
+            variables = (props.get("Environment") or {}).get("Variables") or {}
             return FunctionCode(name=name, arn=arn, source=props["Code"]["ZipFile"], handler=props["Handler"],
-                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)))
+                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)),
+                                environment=tuple(sorted((k, str(v)) for k, v in variables.items())))
     return None
 
 
 class Worker:
     """One warm worker process for one function; restarted if it dies."""
 
-    def __init__(self, code: FunctionCode, work_dir: Path) -> None:
+    def __init__(self, code: FunctionCode, work_dir: Path, lambda_env: dict[str, str] | None = None) -> None:
         self.code = code
+        self.lambda_env = lambda_env or {}
         self.dir = work_dir / code.name
         self.dir.mkdir(parents=True, exist_ok=True)
         module = code.handler.rsplit(".", 1)[0]
@@ -64,9 +69,15 @@ class Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.sandbox.lambda_worker", str(self.dir / f"{module}.py"),
                  self.code.handler], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                cwd=Path(__file__).resolve().parents[2],
+                cwd=Path(__file__).resolve().parents[2], env=self.environment(),
             )
         return self.process
+
+    def environment(self) -> dict[str, str]:
+        """This process's environment without any AWS settings of the user's, then what Lambda sets, then
+        the function's own variables (as Lambda layers them)."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        return {**base, **self.lambda_env, **dict(self.code.environment)}
 
     def invoke(self, request_id: str, payload: str) -> dict[str, Any]:
         process = self._ensure()
@@ -149,8 +160,9 @@ def failure_destination_record(code: FunctionCode, request_id: str, payload: str
 
 class Runner:
     def __init__(self, connect: Any, cfn: Any, logs: Any, consumer_stack: str, work_dir: Path,
-                 sqs: Any = None) -> None:
+                 sqs: Any = None, lambda_env: dict[str, str] | None = None) -> None:
         self.connect = connect
+        self.lambda_env = lambda_env or {}
         self.cfn = cfn
         self.sqs = sqs
         self.dead_letter_url = _dead_letter_url(cfn, consumer_stack) if sqs is not None else None
@@ -166,7 +178,7 @@ class Runner:
             body = self.cfn.get_template(StackName=self.consumer_stack)["TemplateBody"]
             template = body if isinstance(body, dict) else json.loads(body)
             code = function_code_from_template(template, name, arn)
-            self.workers[arn] = Worker(code, self.work_dir) if code else None
+            self.workers[arn] = Worker(code, self.work_dir, self.lambda_env) if code else None
         return self.workers[arn]
 
     def handle(self, call: LambdaCall, pending: dict[str, list[tuple[int, str]]]) -> None:
@@ -218,6 +230,23 @@ def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:
     return describe_stack(cfn, consumer_stack).outputs.get("DeadLetterQueueUrl")
 
 
+SINK_FAULTS_FILE = "sink_faults.json"
+
+
+def lambda_environment(state: Any) -> dict[str, str]:
+    """What Lambda's runtime gives a function, pointed at the sandbox: its region, credentials (the
+    sandbox's own: moto refuses others) and, so boto3 inside the function reaches moto, its endpoint.
+    Plus where a test may ask the sink calls to be refused for a while (sandbox/sink_faults.py)."""
+    from orchestrator.sandbox.moto_server import load_credentials
+
+    credentials = load_credentials(state.root)
+    return {"AWS_REGION": state.region, "AWS_DEFAULT_REGION": state.region,
+            "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+            "AWS_ENDPOINT_URL": state.moto_url,
+            "RDS_STREAMS_SANDBOX_SINK_FAULTS": str(state.root / SINK_FAULTS_FILE)}
+
+
 def main(state_dir: str) -> None:
     from orchestrator.sandbox.state import SandboxState
 
@@ -225,7 +254,7 @@ def main(state_dir: str) -> None:
     aws = state.aws()
     runner = Runner(connect=state.root_connection, cfn=aws.client("cloudformation"), logs=aws.client("logs"),
                     consumer_stack=state.consumer_stack, work_dir=Path(state_dir) / "functions",
-                    sqs=aws.client("sqs"))
+                    sqs=aws.client("sqs"), lambda_env=lambda_environment(state))
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stopping.set())
     runner.run()
