@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class FunctionCode:
     handler: str
     memory_mb: int
     timeout_s: int
-    environment: tuple[tuple[str, str], ...] = ()  # the template's Environment.Variables
+    environment: tuple[tuple[str, str], ...] = ()  # its Environment.Variables, as Lambda resolved them
 
 
 def function_code_from_template(template: dict[str, Any], name: str, arn: str) -> FunctionCode | None:
@@ -44,10 +44,8 @@ def function_code_from_template(template: dict[str, Any], name: str, arn: str) -
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
-            variables = (props.get("Environment") or {}).get("Variables") or {}
             return FunctionCode(name=name, arn=arn, source=props["Code"]["ZipFile"], handler=props["Handler"],
-                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)),
-                                environment=tuple(sorted((k, str(v)) for k, v in variables.items())))
+                                memory_mb=int(props.get("MemorySize", 128)), timeout_s=int(props.get("Timeout", 3)))
     return None
 
 
@@ -178,6 +176,8 @@ class Runner:
             body = self.cfn.get_template(StackName=self.consumer_stack)["TemplateBody"]
             template = body if isinstance(body, dict) else json.loads(body)
             code = function_code_from_template(template, name, arn)
+            if code is not None:
+                code = replace(code, environment=_resolved_environment(self.cfn, self.consumer_stack, template, name))
             self.workers[arn] = Worker(code, self.work_dir, self.lambda_env) if code else None
         return self.workers[arn]
 
@@ -222,6 +222,22 @@ class Runner:
                 if worker:
                     worker.stop()
             conn.close()
+
+
+def _resolved_environment(cfn: Any, stack: str, template: dict[str, Any], name: str) -> tuple[tuple[str, str], ...]:
+    """The function's Environment.Variables with each Ref resolved to the resource's physical id, as
+    CloudFormation hands them to Lambda (moto's Lambda API would have them, but refuses our signed
+    GetFunctionConfiguration under IAM enforcement)."""
+    variables: dict[str, Any] = {}
+    for resource in template.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
+            variables = (props.get("Environment") or {}).get("Variables") or {}
+    if any(isinstance(v, dict) for v in variables.values()):
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                    for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+        variables = {k: physical[v["Ref"]] if isinstance(v, dict) else v for k, v in variables.items()}
+    return tuple(sorted((k, str(v)) for k, v in variables.items()))
 
 
 def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:
