@@ -92,6 +92,7 @@ class Entry:
         self.request = self._request(record, sink, target)
         self.size = self._size(sink)
         self.degraded = False
+        self.refusals = 0
         if self.size > per_entry:
             self.record = keys_only(record, self.size, per_entry, sink)
             self.request = self._request(self.record, sink, target)
@@ -171,14 +172,15 @@ def _error_code(err):
     return response.get("Error", {}).get("Code")
 
 
-def forward(records, sink, target, client, context=None, sleep=time.sleep):
-    """Every record into the sink or an exception: returns (attempts, degraded eventIDs)."""
+def forward(records, sink, target, client, context=None, sleep=None):
+    """Every record into the sink or an exception: returns (requests, degraded eventIDs). A record
+    refused MAX_ATTEMPTS times (or when the invocation runs out of time) fails the invocation."""
     pending = [Entry(i, r, sink, target) for i, r in enumerate(records)]
     degraded = [e.record.get("eventID") for e in pending if e.degraded]
-    attempt, failures = 0, 0
+    requests = 0
     while pending:
         batch, rest = next_batch(pending, sink)
-        attempt += 1
+        requests += 1
         try:
             refused = put(sink, target, batch, client)
         except Exception as err:
@@ -186,17 +188,18 @@ def forward(records, sink, target, client, context=None, sleep=time.sleep):
                 raise
             refused = [(e, _error_code(err) or type(err).__name__) for e in batch]
         if not refused:
-            failures = 0
             pending = rest
             continue
-        failures += 1
-        reasons = sorted({str(reason) for _, reason in refused})
-        if failures >= MAX_ATTEMPTS or _out_of_time(context):
-            raise RuntimeError(f"{sink} refused {len(refused)} of {len(batch)} record(s) {failures} times in a row "
+        for entry, _reason in refused:
+            entry.refusals += 1
+        worst = max(e.refusals for e, _ in refused)
+        if worst >= MAX_ATTEMPTS or _out_of_time(context):
+            reasons = sorted({str(reason) for _, reason in refused})
+            raise RuntimeError(f"{sink} refused {len(refused)} of {len(batch)} record(s), one of them {worst} times "
                                f"({', '.join(reasons)}); failing the invocation so the stream retries the batch")
         pending = sorted(rest + [e for e, _ in refused], key=lambda e: e.index)
-        sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** failures)))
-    return attempt, degraded
+        (sleep or time.sleep)(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** worst)))
+    return requests, degraded
 
 
 def _is_connection_error(err):
