@@ -22,6 +22,7 @@ import os
 import random
 import time
 
+OWN_SCHEMA = "rds_streams"  # verify's canary table lives here
 MARKER = "rdsStreamsImagesOmitted"  # the field the triggers set on a record degraded to its keys
 REASON = "rdsStreamsOmittedReason"
 RETRYABLE = {"ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "RequestThrottled",
@@ -93,6 +94,7 @@ class Entry:
         self.size = self._size(sink)
         self.degraded = False
         self.refusals = 0
+        self.receipt = None  # what the sink answered once it stored the entry
         if self.size > per_entry:
             self.record = keys_only(record, self.size, per_entry, sink)
             self.request = self._request(self.record, sink, target)
@@ -155,15 +157,21 @@ def put(sink, target, batch, client):
     if sink == "kinesis":
         name = {"StreamARN": target} if target.startswith("arn:") else {"StreamName": target}
         reply = client.put_records(Records=[e.request for e in batch], **name)
+        for e, r in zip(batch, reply["Records"], strict=True):
+            e.receipt = {"shardId": r.get("ShardId"), "sequenceNumber": r.get("SequenceNumber")}
         return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Records"], strict=True) if r.get("ErrorCode")]
     if sink == "sqs":
         reply = client.send_message_batch(QueueUrl=target, Entries=[e.request for e in batch])
         by_id = {e.request["Id"]: e for e in batch}
+        for ok in reply.get("Successful", []):
+            by_id[ok["Id"]].receipt = {"messageId": ok.get("MessageId"), "sequenceNumber": ok.get("SequenceNumber")}
         bad = [f for f in reply.get("Failed", []) if f.get("SenderFault")]
         if bad:  # the message itself is wrong: retrying cannot help
             raise RuntimeError(f"SQS refused {len(bad)} message(s) as malformed: {bad[0].get('Message')}")
         return [(by_id[f["Id"]], f.get("Code")) for f in reply.get("Failed", [])]
     reply = client.put_events(Entries=[e.request for e in batch])
+    for e, r in zip(batch, reply["Entries"], strict=True):
+        e.receipt = {"eventId": r.get("EventId")}
     return [(e, r.get("ErrorCode")) for e, r in zip(batch, reply["Entries"], strict=True) if r.get("ErrorCode")]
 
 
@@ -173,10 +181,11 @@ def _error_code(err):
 
 
 def forward(records, sink, target, client, context=None, sleep=None):
-    """Every record into the sink or an exception: returns (requests, degraded eventIDs). A record
+    """Every record into the sink or an exception: returns (requests, degraded eventIDs, the entries). A record
     refused MAX_ATTEMPTS times (or when the invocation runs out of time) fails the invocation."""
     pending = [Entry(i, r, sink, target) for i, r in enumerate(records)]
     degraded = [e.record.get("eventID") for e in pending if e.degraded]
+    delivered = list(pending)
     requests = 0
     while pending:
         batch, rest = next_batch(pending, sink)
@@ -199,7 +208,7 @@ def forward(records, sink, target, client, context=None, sleep=None):
                                f"({', '.join(reasons)}); failing the invocation so the stream retries the batch")
         pending = sorted(rest + [e for e, _ in refused], key=lambda e: e.index)
         (sleep or time.sleep)(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** worst)))
-    return requests, degraded
+    return requests, degraded, delivered
 
 
 def _is_connection_error(err):
@@ -231,9 +240,14 @@ def handler(event, context=None):
     for other in records:
         if not (isinstance(other, dict) and "eventID" in other):
             print(_line({"rds_streams": "malformed-record", "record": other}))
-    attempts, degraded = forward(changes, sink, target, _client(sink), context) if changes else (0, [])
-    print(_line({"rds_streams": "forwarded", "sink": sink, "records": len(changes), "requests": attempts,
+    requests, degraded, entries = forward(changes, sink, target, _client(sink), context) if changes else (0, [], [])
+    print(_line({"rds_streams": "forwarded", "sink": sink, "records": len(changes), "requests": requests,
                  "keys_only": degraded, "eventIDs": [r["eventID"] for r in changes]}))
+    for entry in entries:
+        # `verify`'s canary (our own schema, never user data): the record and the sink's receipt, so
+        # verify can prove delivery into a queue it must not read from (see orchestrator/verify/sink_readers.py).
+        if origin(entry.record)[0] == OWN_SCHEMA:
+            print(_line({"rds_streams": "delivered", "sink": sink, "receipt": entry.receipt, "record": entry.record}))
     user = _user_handler()
     if user is not None:
         return user(event, context)

@@ -58,7 +58,8 @@ class FlakySink:
 
 
 def forward(records: list[dict], sink: str, client: FlakySink) -> tuple[int, list[str]]:
-    return forwarder.forward(records, sink, "target", client, sleep=lambda _s: None)
+    requests, degraded, _entries = forwarder.forward(records, sink, "target", client, sleep=lambda _s: None)
+    return requests, degraded
 
 
 def per_key(stored: list[dict]) -> dict[str, list[int]]:

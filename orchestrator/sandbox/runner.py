@@ -234,7 +234,7 @@ def _resolved_environment(cfn: Any, stack: str, template: dict[str, Any], name: 
         if resource.get("Type") == "AWS::Lambda::Function" and props.get("FunctionName") == name:
             variables = (props.get("Environment") or {}).get("Variables") or {}
     if any(isinstance(v, dict) for v in variables.values()):
-        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+        physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId")  # moto lists the types it skipped bare
                     for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
         variables = {k: physical[v["Ref"]] if isinstance(v, dict) else v for k, v in variables.items()}
     return tuple(sorted((k, str(v)) for k, v in variables.items()))

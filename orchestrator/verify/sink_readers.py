@@ -4,10 +4,13 @@ our forwarder feeds, always without taking anything from the team that reads tha
 - log: CloudWatch Logs' filter on a text the record contains.
 - kinesis: our own shard iterators (AT_TIMESTAMP), as any extra reader of a stream; consumers of the
   stream see nothing of it (reads are not consumption; only the read throughput is shared).
-- sqs: a receive with VisibilityTimeout=0, so every message stays visible to the team's consumers at
-  once. SQS has no true peek; the cost is that each message seen counts one more receive (a redrive
-  policy with a very low maxReceiveCount could move it to the team's dead-letter queue sooner). We
-  only read while the records we wait for are missing, and never delete.
+- sqs: a FIFO queue cannot be read without interfering: a received message is hidden from the team's
+  consumers (with VisibilityTimeout=0 it is not, but counts one more receive towards their redrive
+  policy), and receives return the oldest message groups first, so a reader never gets past a backlog
+  to the canary's group. So verify reads SQS's own acceptance instead: for the canary's records only
+  (our schema, no user data), the forwarder logs the record with the MessageId and SequenceNumber
+  SQS returned, which it returns only once the message is stored. `tail`, and `verify --tables` (no
+  receipts are logged for user data), peek with VisibilityTimeout=0, documented as such.
 - eventbridge: keeps no copy of what it routed, so a rule of ours (matching only the sources we
   wait for) copies the events to a queue of ours; both are removed when the reader closes.
 """
@@ -101,6 +104,38 @@ class KinesisReader:
                     break
             self.iterators[shard] = iterator
         return list(self.seen)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ReceiptReader:
+    """The records the forwarder logged with the sink's receipt (canary records only)."""
+
+    logs: Any
+    group: str
+    since_ms: int
+    sink: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.sink} (its receipts in {self.group})"
+
+    def records(self, term: str) -> list[Found]:
+        from orchestrator.database.probe import filter_events
+
+        found = []
+        for event in filter_events(self.logs, self.group, f'"{term}"' if term else None, self.since_ms):
+            try:
+                line = json.loads(event["message"])
+            except (json.JSONDecodeError, TypeError):
+                continue
+            receipt = line.get("receipt") if isinstance(line, dict) and line.get("rds_streams") == "delivered" else None
+            record = line.get("record") if receipt else None
+            if isinstance(record, dict) and "eventName" in record and any(receipt.values()):
+                found.append((record, event["timestamp"]))
+        return found
 
     def close(self) -> None:
         pass
@@ -212,7 +247,10 @@ def open_reader(aws: Any, deployment: Any, since_ms: int, sources: list[str]) ->
         return LogReader(aws.client("logs"), deployment.log_group, since_ms)
     if sink.kind == "kinesis":
         return KinesisReader(aws.client("kinesis"), sink.target, since_ms)
-    if sink.kind == "sqs":
+    if sink.kind == "sqs" and any(not s.startswith("rds_streams.") for s in sources):
+        # a user's table (verify --tables): no receipts are logged for user data, so peek
         return SqsPeekReader(aws.client("sqs"), sink.target, since_ms)
+    if sink.kind == "sqs":
+        return ReceiptReader(aws.client("logs"), deployment.log_group, since_ms, f"SQS queue {sink.target.rsplit('/', 1)[-1]}")
     return EventBridgeReader(aws.client("events"), aws.client("sqs"), sink.target,
                              [f"rds-streams.{s}" for s in sources]).open()
