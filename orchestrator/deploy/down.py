@@ -40,6 +40,8 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
                             " (a final snapshot is kept)" if config.database.deletion == "snapshot" else
                             " (no final snapshot: database.deletion = \"delete\")"))
         ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
+        if "consumer" in existing:
+            report.removed += _sink_leftovers(aws, states["consumer"])
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
             for stack in watched:
@@ -51,6 +53,15 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
     _leftovers(aws, config, keys, states, report)
     _show(report, ui)
     return report
+
+
+def _sink_leftovers(aws: AwsClients, consumer: StackState) -> list[str]:
+    """Before the consumer stack goes: what a killed `verify` left on an EventBridge sink."""
+    if consumer.outputs.get("SinkKind") != "eventbridge":
+        return []
+    from orchestrator.verify.sink_readers import remove_verify_leftovers
+
+    return remove_verify_leftovers(aws.client("events"), aws.client("sqs"), consumer.outputs["SinkTarget"])
 
 
 def _refuse_orphaning(keys: list[str], states: dict[str, StackState]) -> None:

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+VERIFY_PREFIX = "rds-streams-verify-"  # verify's temporary rule and queue on an EventBridge sink
 Found = tuple[dict[str, Any], int]  # a change record and when it reached the log or sink (epoch ms)
 
 
@@ -180,7 +181,7 @@ class EventBridgeReader:
     bus: str
     sources: list[str]
     seen: list[Found] = field(default_factory=list)
-    name: str = field(default_factory=lambda: f"rds-streams-verify-{uuid.uuid4().hex[:12]}")
+    name: str = field(default_factory=lambda: f"{VERIFY_PREFIX}{uuid.uuid4().hex[:12]}")
     queue_url: str | None = None
     rule_created: bool = False
 
@@ -254,3 +255,18 @@ def open_reader(aws: Any, deployment: Any, since_ms: int, sources: list[str]) ->
         return ReceiptReader(aws.client("logs"), deployment.log_group, since_ms, f"SQS queue {sink.target.rsplit('/', 1)[-1]}")
     return EventBridgeReader(aws.client("events"), aws.client("sqs"), sink.target,
                              [f"rds-streams.{s}" for s in sources]).open()
+
+
+def remove_verify_leftovers(events: Any, sqs: Any, bus: str) -> list[str]:
+    """The rules and queues a killed verify left behind (a bus with rules cannot be deleted)."""
+    removed = []
+    for rule in events.list_rules(EventBusName=bus, NamePrefix=VERIFY_PREFIX).get("Rules", []):
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus).get("Targets", [])
+        if targets:
+            events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=[t["Id"] for t in targets])
+        events.delete_rule(Name=rule["Name"], EventBusName=bus)
+        removed.append(f"EventBridge rule {rule['Name']}")
+    for url in sqs.list_queues(QueueNamePrefix=VERIFY_PREFIX).get("QueueUrls", []):
+        sqs.delete_queue(QueueUrl=url)
+        removed.append(f"queue {url.rsplit('/', 1)[-1]}")
+    return removed

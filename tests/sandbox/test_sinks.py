@@ -95,11 +95,13 @@ def version_of(record: dict) -> int:
 
 
 @pytest.mark.parametrize("sink", ["kinesis", "sqs", "eventbridge"])
-def test_a_write_load_reaches_the_sink_complete_in_key_order_while_it_throttles(tmp_path, sink):
+def test_a_write_load_reaches_the_sink_complete_in_key_order_while_it_throttles(tmp_path, capsys, sink):
     """Both delivery modes on one sandbox (the second `up` switches the mode in place): a sandbox start
-    costs more than the load itself."""
+    costs more than the load itself. Then verify passes through the sink, tail shows the records, and
+    down removes what a killed verify would leave on an EventBridge bus."""
     from orchestrator.cli import main
 
+    config_path = tmp_path / "config.toml"
     try:
         for note_id, delivery in enumerate(("direct", "outbox"), start=1):
             config_path = local_config(tmp_path, {"consumer": {"sink": sink}, "stream": {
@@ -107,9 +109,29 @@ def test_a_write_load_reaches_the_sink_complete_in_key_order_while_it_throttles(
             (tmp_path / "sql" / "migrations" / "V2__notes.sql").write_text(NOTES)
             assert main(["up", "--config", str(config_path), "--yes", "--output", "json"]) == 0
             load_arrives_complete_and_in_order(config_path, sink, delivery, note_id)
+        capsys.readouterr()
         assert main(["verify", "--config", str(config_path), "--output", "json"]) == 0
+        checks = {o["name"]: o for o in json_lines(capsys.readouterr().out) if o["type"] == "check"}
+        assert checks["round trip on the canary"]["outcome"] == "pass"
+        if sink == "eventbridge":
+            sink_reader(config_path)  # opened and never closed, as by a verify killed mid-check
+            assert main(["tail", "--config", str(config_path), "--output", "json"]) == 2
+        else:
+            # the test's queue consumer took the routes' messages from SQS; verify's canary records stay
+            assert main(["tail", "--config", str(config_path), "--output", "json", "--since", "10m", "--all"]) == 0
+            shown = {o["table"] for o in json_lines(capsys.readouterr().out) if o["type"] == "record" and o["sink"] == sink}
+            assert shown == ({"flights.routes", "flights.notes", "rds_streams.canary"} if sink == "kinesis"
+                             else {"rds_streams.canary"}), "tail shows what is in the sink"
     finally:
-        assert main(["down", "--config", str(tmp_path / "config.toml"), "--yes", "--output", "json"]) == 0
+        capsys.readouterr()
+        assert main(["down", "--config", str(config_path), "--yes", "--output", "json"]) == 0
+    (down,) = [o for o in json_lines(capsys.readouterr().out) if o["type"] == "down"]
+    if sink == "eventbridge":
+        assert [r for r in down["removed"] if r.startswith("EventBridge rule rds-streams-verify-")], down
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def load_arrives_complete_and_in_order(config_path: Path, sink: str, delivery: str, note_id: int) -> None:
