@@ -127,6 +127,7 @@ local_port = 33306          # `rds-streams tunnel` listens here
 [consumer]
 function_name = "{name}-consumer"
 log_retention_days = 7
+# sink = "log"              # "log" (logs each record) | "kinesis" | "sqs" (FIFO) | "eventbridge": fed by our forwarder
 
 [stream]
 delivery = "direct"         # "direct": lambda_async per row (as in the article) | "outbox": transactional, batched
