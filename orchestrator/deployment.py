@@ -65,8 +65,7 @@ def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: Aw
     database, consumer = outputs["database"], outputs["consumer"]
     needed = {"database": ("ClusterIdentifier", "ClusterEndpoint", "ClusterPort", "MasterSecretArn", "AppSecretArn",
                            "BastionInstanceId", "KeyPairId") + (() if sandbox else ("BastionPublicIp",)),
-              "consumer": ("FunctionArn", "LogGroupName")
-              + (("SinkKind", "SinkTarget", "SinkArn") if config.consumer.sink != "log" else ())}
+              "consumer": ("FunctionArn", "LogGroupName")}
     missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
     if missing:
         raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",

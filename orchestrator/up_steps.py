@@ -304,7 +304,8 @@ class SmokeTest:
 
         marker = new_marker("smoke")
         started = time.time()
-        reader = open_reader(ctx.aws, ctx.deployment, int(started * 1000) - 1000, [f"{CANARY_SCHEMA}.{CANARY_TABLE}"])
+        reader = open_reader(ctx.aws, ctx.deployment, int(started * 1000) - 1000, [f"{CANARY_SCHEMA}.{CANARY_TABLE}"],
+                             ctx.config.consumer.sink)
         try:
             conn = ctx.session.connect("app")
             try:

@@ -191,7 +191,8 @@ def _reader(ctx: Any, schema: str, table: str) -> Iterator[Any]:
     """Where the stream ends (the consumer's log or the sink), read from a little before the writes."""
     from orchestrator.verify.sink_readers import open_reader
 
-    reader = open_reader(ctx.aws, ctx.deployment, int(time.time() * 1000) - 2000, [f"{schema}.{table}"])
+    reader = open_reader(ctx.aws, ctx.deployment, int(time.time() * 1000) - 2000, [f"{schema}.{table}"],
+                         ctx.config.consumer.sink)
     try:
         yield reader
     finally:

@@ -240,10 +240,16 @@ class EventBridgeReader:
             self.queue_url = None
 
 
-def open_reader(aws: Any, deployment: Any, since_ms: int, sources: list[str]) -> RecordReader:
+def open_reader(aws: Any, deployment: Any, since_ms: int, sources: list[str], configured: str = "log") -> RecordReader:
     """The reader for where this deployment's stream ends. `sources`: "schema.table" the caller waits for
-    (EventBridge's rule matches only those)."""
+    (EventBridge's rule matches only those); `configured`: the config's consumer.sink, which the deployed
+    consumer stack must match."""
     sink = deployment.sink
+    if (sink.kind if sink else "log") != configured:
+        from orchestrator.errors import OperationFailed
+
+        raise OperationFailed(f"config.toml sets consumer.sink = \"{configured}\" but the deployed consumer stack ends "
+                              f"in {sink.kind if sink else 'the log'}", hint="run `rds-streams up` to deploy the sink")
     if sink is None:
         return LogReader(aws.client("logs"), deployment.log_group, since_ms)
     if sink.kind == "kinesis":
