@@ -3,8 +3,9 @@ EventBridge, so the Lambda worker patches botocore's client (the one place every
 
 A test writes {"calls": N} to the file the runner names (`.rds-streams/sink_faults.json`): the next N
 PutRecords / SendMessageBatch / PutEvents calls of the function store only the entries at even
-positions and report the others refused as throttled, as the real services do under load. The count
-is kept in the file, so a restarted worker continues it.
+positions and report the others refused as throttled, as the real services do under load. With
+{"calls": N, "error": "AccessDeniedException"} those calls fail whole with that error code instead.
+The count is kept in the file, so a restarted worker continues it.
 """
 
 from __future__ import annotations
@@ -16,25 +17,30 @@ from typing import Any
 SINK_CALLS = {"PutRecords": "Records", "SendMessageBatch": "Entries", "PutEvents": "Entries"}
 
 
-def write_faults(path: Path, calls: int) -> None:
+def write_faults(path: Path, calls: int, error: str | None = None) -> None:
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps({"calls": calls}))
+    partial.write_text(json.dumps({"calls": calls, "error": error}))
     partial.replace(path)
 
 
-def faults_left(path: Path) -> int:
+def _read(path: Path) -> dict[str, Any]:
     try:
-        return int(json.loads(path.read_text()).get("calls", 0))
+        return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
-        return 0
+        return {}
 
 
-def _take_one(path: Path) -> bool:
-    left = faults_left(path)
+def faults_left(path: Path) -> int:
+    return int(_read(path).get("calls", 0))
+
+
+def _take_one(path: Path) -> tuple[bool, str | None]:
+    faults = _read(path)
+    left = int(faults.get("calls", 0))
     if left <= 0:
-        return False
-    write_faults(path, left - 1)
-    return True
+        return False, None
+    write_faults(path, left - 1, faults.get("error"))
+    return True, faults.get("error")
 
 
 def refused_reply(operation: str, entries: list[Any], stored: dict[str, Any], kept: list[int]) -> dict[str, Any]:
@@ -61,8 +67,13 @@ def install(path_text: str) -> None:
 
     def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         key = SINK_CALLS.get(operation_name)
-        if key is None or not _take_one(path):
+        faulty, error = _take_one(path) if key is not None else (False, None)
+        if not faulty:
             return original(self, operation_name, api_params)
+        if error:  # the whole call refused, e.g. AccessDeniedException: a failure no retry clears
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": error, "Message": "sandbox fault"}}, operation_name)
         entries = list(api_params.get(key, []))
         kept = [i for i in range(len(entries)) if i % 2 == 0]
         stored = original(self, operation_name, {**api_params, key: [entries[i] for i in kept]})

@@ -109,6 +109,8 @@ def test_a_write_load_reaches_the_sink_complete_in_key_order_while_it_throttles(
             (tmp_path / "sql" / "migrations" / "V2__notes.sql").write_text(NOTES)
             assert main(["up", "--config", str(config_path), "--yes", "--output", "json"]) == 0
             load_arrives_complete_and_in_order(config_path, sink, delivery, note_id)
+            if sink == "sqs" and delivery == "direct":
+                a_failure_that_does_not_clear_reaches_the_dead_letter_queue(config_path)
         capsys.readouterr()
         assert main(["verify", "--config", str(config_path), "--output", "json"]) == 0
         checks = {o["name"]: o for o in json_lines(capsys.readouterr().out) if o["type"] == "check"}
@@ -188,3 +190,29 @@ def load_arrives_complete_and_in_order(config_path: Path, sink: str, delivery: s
             assert f"over the {256 * 1024} allowed for one {sink} entry" in stream["rdsStreamsOmittedReason"]
     finally:
         reader.close()
+
+
+def a_failure_that_does_not_clear_reaches_the_dead_letter_queue(config_path: Path) -> None:
+    """The sink refuses the call (AccessDenied: no retry helps) for the first try and Lambda's two async
+    retries: the forwarder fails each invocation, and the event lands in the dead-letter queue whole."""
+    from orchestrator.deploy.stacks import describe_stack
+
+    config = load_config(config_path)
+    sandbox = Sandbox(config)
+    write_faults(sandbox.root / SINK_FAULTS_FILE, 3, error="AccessDeniedException")
+    conn = root_connection(config_path)
+    with conn.cursor() as cursor:
+        cursor.execute(ROUTE_INSERT, ("DLQ1", "SINK-DENIED", "v0"))
+    conn.close()
+    aws = sandbox.state().aws()
+    queue = describe_stack(aws.client("cloudformation"), config.stack_name("consumer")).outputs["DeadLetterQueueUrl"]
+
+    def dead_letters() -> list[dict]:
+        messages = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    (dead,) = wait_for(dead_letters, 30, "the event in the dead-letter queue")
+    assert dead["requestContext"]["condition"] == "RetriesExhausted"
+    assert dead["requestPayload"]["Records"][0]["dynamodb"]["Keys"]["airportFrom"] == {"S": "DLQ1"}
+    assert dead["responsePayload"]["errorType"] == "ClientError"
+    assert faults_left(sandbox.root / SINK_FAULTS_FILE) == 0
