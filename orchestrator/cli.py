@@ -226,6 +226,26 @@ def logs(
 
 
 @app.command()
+def tail(
+    config: ConfigPath = Path("config.toml"),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing records as they arrive.")] = False,
+    since: Annotated[str, typer.Option("--since", metavar="DURATION", help="How far back: 30s, 10m, 2h, 1d.")] = "1h",
+    everything: Annotated[bool, typer.Option("--all", help="Also the canary's records.")] = False,
+    profile: Profile = None, region: Region = None, output: Output = OutputFormat.TEXT,
+) -> None:
+    """What reached the managed sink (Kinesis or SQS), read without taking it from its consumers."""
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.sink_view import tail_sink
+
+    with session(output, False, profile, region) as s:
+        cfg = s.load(config)
+        with first_interrupt_cancels(CancelToken()) as cancel:
+            tally = tail_sink(cfg, s.ui, cancel, follow=follow, since=since, everything=everything)
+        s.done(f"{tally.records} record(s) in the {cfg.consumer.sink} sink, {tally.hidden} hidden",
+               records=tally.records, hidden=tally.hidden, sink=cfg.consumer.sink)
+
+
+@app.command()
 def status(config: ConfigPath = Path("config.toml"), profile: Profile = None, region: Region = None,
            output: Output = OutputFormat.TEXT) -> None:
     """Stacks, endpoints, sandbox processes, triggers installed vs expected."""

@@ -199,6 +199,8 @@ class ConsumerConfig(_Section):
     environment: dict[str, str] = Field(default_factory=dict)
     # Managed policies attached to the function's role, for what your handler calls (e.g. DynamoDB).
     policy_arns: tuple[str, ...] = Field((), strict=False)
+    # Where the stream ends: "log" (the shipped logging consumer) or a managed sink our forwarder feeds.
+    sink: Literal["log", "kinesis", "sqs", "eventbridge"] = "log"
 
     @field_validator("log_retention_days")
     @classmethod

@@ -21,6 +21,20 @@ AWS_BASTION_USER = "ec2-user"  # Amazon Linux 2023's login user
 
 
 @dataclass(frozen=True)
+class SinkRef:
+    kind: str     # kinesis | sqs | eventbridge
+    target: str   # the stream's name, the queue's URL or the bus's name
+    arn: str
+
+
+def sink_ref(consumer_outputs: dict[str, str]) -> SinkRef | None:
+    if not consumer_outputs.get("SinkKind"):
+        return None
+    return SinkRef(kind=consumer_outputs["SinkKind"], target=consumer_outputs["SinkTarget"],
+                   arn=consumer_outputs["SinkArn"])
+
+
+@dataclass(frozen=True)
 class Deployment:
     target: str
     region: str
@@ -41,6 +55,7 @@ class Deployment:
     reach: str = "bastion"               # "bastion": an SSH tunnel | "direct": [bastion] mode = "none"
     bastion_key_path: str | None = None  # [bastion] mode = "existing": the key file and the known host key
     bastion_host_key: str | None = None
+    sink: SinkRef | None = None          # where our forwarder puts the records, when [consumer] sink is not "log"
 
     @property
     def event_source_arn(self) -> str:
@@ -66,6 +81,7 @@ def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: Aw
         cluster_id=database["ClusterIdentifier"], master_secret_arn=database["MasterSecretArn"],
         app_secret_arn=database["AppSecretArn"], bastion_instance_id=database["BastionInstanceId"],
         key_pair_id=database["KeyPairId"], function_arn=function_arn, log_group=consumer["LogGroupName"],
+        sink=sink_ref(consumer),
     )
     if sandbox is not None:
         return Deployment(**common, db_host="127.0.0.1", db_port=sandbox.mariadb_port, bastion_host="127.0.0.1",

@@ -129,6 +129,7 @@ function_name = "{name}-consumer"
 log_retention_days = 7
 # source = "consumer/"      # your own handler: a folder (with an optional requirements.txt) ...
 # handler = "app.handler"   # ... and its entry point; default: the shipped logging consumer
+# sink = "log"              # "log" (logs each record) | "kinesis" | "sqs" (FIFO) | "eventbridge": fed by our forwarder
 
 [stream]
 delivery = "direct"         # "direct": lambda_async per row (as in the article) | "outbox": transactional, batched

@@ -181,6 +181,8 @@ def _ours(parsed: Any) -> bool:
         return False
     if "eventName" in parsed:
         return record_table(parsed).split(".", 1)[0] == OUR_SCHEMA
+    if parsed.get("rds_streams") == "delivered":  # the forwarder's receipt for a canary record
+        return True
     payload = parsed.get("payload")
     return parsed.get("rds_streams") == "message" and isinstance(payload, dict) and "rds_streams_probe" in payload
 

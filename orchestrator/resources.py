@@ -18,3 +18,8 @@ def sql_text(name: str) -> str:
 def consumer_handler_source() -> str:
     """The shipped logging consumer, inlined into the consumer stack's template."""
     return files("blueprints").joinpath("consumer_handler.py").read_text(encoding="utf-8")
+
+
+def forwarder_source() -> str:
+    """Our forwarder into a managed sink (Kinesis, SQS FIFO, EventBridge), inlined like the logger."""
+    return files("blueprints").joinpath("consumer_forwarder.py").read_text(encoding="utf-8")

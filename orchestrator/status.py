@@ -60,6 +60,8 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"endpoints": {"cluster": f"{d.db_host}:{d.db_port}",
                                             "bastion": f"{d.bastion_user}@{d.bastion_host}:{d.bastion_port}",
                                             "function": d.function_arn, "log_group": d.log_group}}
+    if d.sink is not None:
+        result["endpoints"]["sink"] = f"{d.sink.kind} {d.sink.arn}"
     queue = ctx.outputs_of("consumer").get("DeadLetterQueueUrl")
     if queue:
         try:

@@ -327,21 +327,27 @@ class SmokeTest:
         return False
 
     def run(self, ctx: UpContext) -> None:
-        from orchestrator.database.probe import find_in_logs, new_marker
-        from orchestrator.verify.roundtrip import canary_write
+        from orchestrator.database.probe import new_marker
+        from orchestrator.verify.canary import CANARY_SCHEMA, CANARY_TABLE
+        from orchestrator.verify.roundtrip import canary_write, find_marker
+        from orchestrator.verify.sink_readers import open_reader
 
         marker = new_marker("smoke")
         started = time.time()
-        conn = ctx.session.connect("app")
+        reader = open_reader(ctx.aws, ctx.deployment, int(started * 1000) - 1000, [f"{CANARY_SCHEMA}.{CANARY_TABLE}"],
+                             ctx.config.consumer.sink)
         try:
-            canary_write(conn, marker)
+            conn = ctx.session.connect("app")
+            try:
+                canary_write(conn, marker)
+            finally:
+                conn.close()
+            found = find_marker(reader, marker, timeout=self.timeout, cancel=ctx.cancel)
         finally:
-            conn.close()
-        found = find_in_logs(ctx.aws.client("logs"), ctx.deployment.log_group, marker,
-                             since_ms=int(started * 1000) - 1000, timeout=self.timeout, cancel=ctx.cancel)
+            reader.close()
         if not found:
             raise OperationFailed(f"the app user's write {marker} on the canary did not reach "
-                                  f"{ctx.deployment.log_group} within {self.timeout:.0f} s",
+                                  f"{reader.where} within {self.timeout:.0f} s",
                                   hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
-        latency = found[0]["timestamp"] / 1000 - started
-        ctx.ui.text(f"  the app user's write {marker} logged by the consumer after {latency * 1000:.0f} ms")
+        latency = found[0][1] / 1000 - started
+        ctx.ui.text(f"  the app user's write {marker} reached {reader.where} after {latency * 1000:.0f} ms")

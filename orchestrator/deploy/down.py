@@ -46,6 +46,8 @@ def destroy_stacks(aws: AwsClients, config: Config, only: list[str] | None, ui: 
                             " (no final snapshot: database.deletion = \"delete\")"))
         if not confirmed:
             ui.confirm("Delete {names}{note}?", why=f"down deletes {names}", names=names, note=cluster_note)
+        if "consumer" in existing:
+            report.removed += _sink_leftovers(aws, states["consumer"])
         for wave in reversed(waves(existing)):
             watched = [Watched(name=states[k].name, action="delete", total=0, state=states[k]) for k in wave]
             if "assets" in wave and bucket:
@@ -81,6 +83,15 @@ def _empty_assets(aws: AwsClients, bucket: str, report: DownReport) -> None:
     removed = empty_our_objects(s3, bucket, bucket_contents(s3, bucket))
     if removed:
         report.removed.append(f"{removed} package object version(s) from the assets bucket {bucket}")
+
+
+def _sink_leftovers(aws: AwsClients, consumer: StackState) -> list[str]:
+    """Before the consumer stack goes: what a killed `verify` left on an EventBridge sink."""
+    if consumer.outputs.get("SinkKind") != "eventbridge":
+        return []
+    from orchestrator.verify.sink_readers import remove_verify_leftovers
+
+    return remove_verify_leftovers(aws.client("events"), aws.client("sqs"), consumer.outputs["SinkTarget"])
 
 
 def _refuse_orphaning(keys: list[str], states: dict[str, StackState]) -> None:

@@ -28,6 +28,20 @@ def package_inputs(source: Path, dependencies: Path | None) -> list[PackageInput
     return ([dependencies] if dependencies is not None else []) + [source]
 
 
+def forwarder_module(cache: Path) -> Path:
+    """With a sink, our forwarder is the package's entry point and calls your handler after the sink
+    took every record: its module, written where the zipper can read it (the wheel may be zipped)."""
+    from blueprints.consumer import FORWARDER_MODULE
+    from orchestrator.resources import forwarder_source
+
+    path = cache / "forwarder" / f"{FORWARDER_MODULE}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = forwarder_source()
+    if not path.is_file() or path.read_text(encoding="utf-8") != source:
+        path.write_text(source, encoding="utf-8")
+    return path
+
+
 def build_consumer_package(config: Config) -> Package:
     """The package `up` uploads and the consumer stack names. Same source and requirements, same bytes."""
     source = config.consumer_source_path
@@ -39,6 +53,8 @@ def build_consumer_package(config: Config) -> Package:
         dependencies = install_requirements(requirements, InstallTarget.lambda_runtime(config.consumer.architecture),
                                             build_cache(config) / "lambda-deps")
     inputs = package_inputs(source, dependencies)
+    if config.consumer.sink != "log":
+        inputs.insert(len(inputs) - 1, forwarder_module(build_cache(config)))
     size = sum(path.stat().st_size for path in collect(inputs).values())
     if size > UNZIPPED_LIMIT:
         raise OperationFailed(f"your consumer's package would be {size / 2**20:.0f} MB unzipped; Lambda takes at "

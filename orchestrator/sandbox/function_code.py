@@ -41,6 +41,17 @@ def _resolve(value: Any, parameters: dict[str, str]) -> Any:
     return value
 
 
+def _resolved_environment(cfn: Any, stack: str, variables: dict[str, Any]) -> dict[str, str]:
+    """Environment.Variables with each Ref resolved to the resource's physical id, as CloudFormation
+    hands them to Lambda (moto's Lambda API would have them, but refuses our signed
+    GetFunctionConfiguration under IAM enforcement)."""
+    if any(isinstance(v, dict) for v in variables.values()):
+        physical = {r.get("LogicalResourceId"): r.get("PhysicalResourceId")  # moto lists the types it skipped bare
+                    for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+        variables = {k: physical[v["Ref"]] if isinstance(v, dict) else v for k, v in variables.items()}
+    return {k: str(v) for k, v in variables.items()}
+
+
 def deployed_function(cfn: Any, stack: str, name: str, arn: str) -> DeployedFunction | None:
     """What the consumer stack deploys as function `name`, or None if it deploys no such function."""
     from orchestrator.deploy.stacks import describe_stack
@@ -55,7 +66,8 @@ def deployed_function(cfn: Any, stack: str, name: str, arn: str) -> DeployedFunc
         code = props["Code"]
         return DeployedFunction(
             name=name, arn=arn, handler=props["Handler"], memory_mb=int(props.get("MemorySize", 128)),
-            timeout_s=int(props.get("Timeout", 3)), environment=dict(props.get("Environment", {}).get("Variables", {})),
+            timeout_s=int(props.get("Timeout", 3)),
+            environment=_resolved_environment(cfn, stack, (props.get("Environment") or {}).get("Variables") or {}),
             inline_source=code.get("ZipFile"), bucket=_resolve(code.get("S3Bucket"), parameters),
             key=_resolve(code.get("S3Key"), parameters))
     return None

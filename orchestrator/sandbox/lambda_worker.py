@@ -4,18 +4,22 @@ Puts PATH... on sys.path (the function's private dependencies, then its code: th
 runner wrote from the template, or your unpacked package), imports HANDLER (module.function) as
 Lambda does, then answers one JSON line per invocation on stdin with one JSON line on stdout: what the
 handler printed, its result or error, and how long it took. Run as a script, standard library only,
-so nothing of ours is on the handler's path.
+so nothing of ours is on the handler's path. The sink fault patch (tests and benchmarks), installed only when the
+runner names a faults file, is loaded from its file beside this one and uses botocore, which the function has.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
+import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 
 class Context:
@@ -32,6 +36,16 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def install_sink_faults() -> None:
+    faults = os.environ.pop("RDS_STREAMS_SANDBOX_SINK_FAULTS", None)
+    if not (faults and os.environ.get("RDS_STREAMS_SINK")):
+        return
+    spec = importlib.util.spec_from_file_location("rds_streams_sink_faults", Path(__file__).with_name("sink_faults.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.install(faults)
+
+
 def load_handler(handler_name: str, paths: list[str]):  # noqa: ANN201
     sys.path[:1] = paths  # replaces this script's own folder
     module_name, function_name = handler_name.rsplit(".", 1)
@@ -40,6 +54,7 @@ def load_handler(handler_name: str, paths: list[str]):  # noqa: ANN201
 
 def main() -> None:
     replies = sys.stdout
+    install_sink_faults()
     handler, load_error = None, None
     try:
         with contextlib.redirect_stdout(sys.stderr):  # what the module prints on import goes to the runner's log

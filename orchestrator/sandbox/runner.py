@@ -29,6 +29,8 @@ IDLE_POLL = 0.02
 PREPARE_RETRY = 2.0
 
 
+SINK_FAULTS_FILE = "sink_faults.json"
+SINK_FAULTS_VARIABLE = "RDS_STREAMS_SANDBOX_SINK_FAULTS"
 # Inherited variables that would point a handler's AWS SDK elsewhere than the sandbox's moto.
 FOREIGN_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE", "AWS_ROLE_ARN",
@@ -55,6 +57,8 @@ def lambda_environment(state: Any, function_name: str, *, memory_mb: int = 128, 
         "AWS_LAMBDA_FUNCTION_NAME": function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "_HANDLER": handler,
+        # Where a test may ask the sink calls to be refused for a while (sandbox/sink_faults.py).
+        SINK_FAULTS_VARIABLE: str(state.root / SINK_FAULTS_FILE),
     })
     return environment
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.cancel import CancelToken
-from orchestrator.database.probe import filter_events
 from orchestrator.database.sqltext import quote_identifier
 from orchestrator.verify.markers import (
     ColumnInfo,
@@ -25,6 +24,7 @@ from orchestrator.verify.markers import (
     update_column,
     where_keys,
 )
+from orchestrator.verify.sink_readers import Found, RecordReader
 
 CONSTRAINT_ERRORS = {1451, 1452, 3819, 4025, 1364, 1048, 1265, 1366}  # FK, CHECK, NOT NULL, bad value
 
@@ -37,7 +37,7 @@ class RoundTrip:
     latencies_ms: dict[str, float] = field(default_factory=dict)
 
 
-def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, view_type: str,
+def round_trip(conn: Any, reader: RecordReader, schema: str, table: str, *, view_type: str,
                sample: dict[str, Any], timeout: float, grace: float, cancel: CancelToken,
                commit: bool = True) -> RoundTrip:
     """`commit=False`: all four writes in one transaction, rolled back, so nothing they did (the user's
@@ -52,7 +52,6 @@ def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *,
     row = _unused_marker(conn, schema, table, columns, sample, rng)
     keys = {c.name: row[c.name] for c in keys_cols if c.name in row}
     update_col = update_column(columns, row, sample, foreign_key_columns(conn, schema, table))
-    since_ms = int(time.time() * 1000) - 2000
     commits: dict[str, float] = {}
 
     def end_statement() -> None:
@@ -86,7 +85,7 @@ def round_trip(conn: Any, logs: Any, log_group: str, schema: str, table: str, *,
             commits["REMOVE"] = time.time()
     finally:
         _remove_marker(conn, schema, table, keys)
-    records = _wait_for_records(logs, log_group, table, keys, set(commits), since_ms, timeout, grace, cancel)
+    records = _wait_for_records(reader, table, keys, set(commits), timeout, grace, cancel)
     result.ok, result.detail = _judge(records, commits, view_type, update_col, keys)
     for name, (_record, logged_ms) in _first_of_each(records).items():
         result.latencies_ms[name] = max(0.0, logged_ms - commits[name] * 1000)
@@ -127,13 +126,13 @@ def _search_term(keys: dict[str, Any]) -> str:
     return str(next((v for v in keys.values() if isinstance(v, str)), next(iter(keys.values()))))
 
 
-def _wait_for_records(logs: Any, group: str, table: str, keys: dict[str, Any], wanted: set[str], since_ms: int,
+def _wait_for_records(reader: RecordReader, table: str, keys: dict[str, Any], wanted: set[str],
                       timeout: float, grace: float, cancel: CancelToken) -> list[tuple[dict[str, Any], int]]:
     deadline = time.monotonic() + timeout
     complete_at: float | None = None
     delay = 0.05
     while True:
-        records = _records_for(filter_events(logs, group, f'"{_search_term(keys)}"', since_ms), table, keys)
+        records = _records_for(reader.records(_search_term(keys)), table, keys)
         names = {r["eventName"] for r, _ in records}
         if wanted <= names and complete_at is None:
             complete_at = time.monotonic()  # then wait a little for anything extra (a no-op MODIFY)
@@ -145,20 +144,14 @@ def _wait_for_records(logs: Any, group: str, table: str, keys: dict[str, Any], w
         delay = min(delay * 1.5, 1.0)
 
 
-def _records_for(events: list[dict[str, Any]], table: str, keys: dict[str, Any]) -> list[tuple[dict, int]]:
+def _records_for(candidates: list[Found], table: str, keys: dict[str, Any]) -> list[tuple[dict, int]]:
     found = []
-    for event in events:
-        try:
-            record = json.loads(event["message"])
-        except (json.JSONDecodeError, TypeError):
-            continue
-        if not isinstance(record, dict) or "eventName" not in record:
-            continue
+    for record, at_ms in candidates:
         if not record.get("eventSourceARN", "").endswith(f".{table}"):
             continue
         record_keys = {name: _plain(value) for name, value in record.get("dynamodb", {}).get("Keys", {}).items()}
         if all(record_keys.get(name) == _text(value) for name, value in keys.items()):
-            found.append((record, event["timestamp"]))
+            found.append((record, at_ms))
     return sorted(found, key=lambda pair: int(pair[0]["dynamodb"].get("SequenceNumber", "0")))
 
 
@@ -241,18 +234,30 @@ def canary_write(conn: Any, marker: str) -> None:
                                                    "check the database error")) from err
 
 
-def rollback_emits(conn: Any, logs: Any, log_group: str, schema: str, table: str, *, wait: float,
+def rollback_emits(conn: Any, reader: RecordReader, schema: str, table: str, *, wait: float,
                    cancel: CancelToken) -> bool:
     """Insert a marker row and roll back; whether a record for it reached the consumer within `wait`."""
     columns = read_columns(conn, schema, table)
     row = _unused_marker(conn, schema, table, columns, {}, random.Random())
     keys = {c.name: row[c.name] for c in columns if c.in_key and c.name in row}
-    since_ms = int(time.time() * 1000) - 2000
     conn.begin()
     try:
         with conn.cursor() as cursor:
             cursor.execute(insert_sql(schema, table, row), tuple(row.values()))
     finally:
         conn.rollback()
-    records = _wait_for_records(logs, log_group, table, keys, {"INSERT"}, since_ms, wait, 0.0, cancel)
+    records = _wait_for_records(reader, table, keys, {"INSERT"}, wait, 0.0, cancel)
     return bool(records)
+
+
+def find_marker(reader: RecordReader, marker: str, *, timeout: float, cancel: CancelToken) -> list[Found]:
+    """The change records whose text contains `marker`, waiting with backoff up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        found = [(r, at) for r, at in reader.records(marker) if marker in json.dumps(r)]
+        if found or time.monotonic() > deadline:
+            return found
+        if cancel.wait(delay):
+            cancel.raise_if_cancelled("stopped waiting for the canary's records")
+        delay = min(delay * 1.5, 2.0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +153,9 @@ def _round_trip(ctx: Any, schema: str, table: str, sample: dict[str, Any], targe
             return CheckResult(name, False, f"not run: its own triggers ({', '.join(others)}) would fire on committed "
                                "marker rows and leave what they write; outbox delivery needs commits (direct "
                                "delivery's round trip is rolled back)")
-        result = round_trip(conn, ctx.aws.client("logs"), ctx.deployment.log_group, schema, table,
-                            view_type=ctx.config.stream.view_type, sample=sample, timeout=wait,
-                            grace=GRACE[target], cancel=ctx.cancel, commit=commit)
+        with _reader(ctx, schema, table) as reader:
+            result = round_trip(conn, reader, schema, table, view_type=ctx.config.stream.view_type, sample=sample,
+                                timeout=wait, grace=GRACE[target], cancel=ctx.cancel, commit=commit)
     finally:
         conn.close()
     return CheckResult(name, result.ok, result.detail, {k: round(v, 1) for k, v in result.latencies_ms.items()})
@@ -172,8 +173,8 @@ def _rollback(ctx: Any, target: str) -> CheckResult:
     conn = ctx.session.connect("app")  # as users write: the triggers run in their definer's context
     conn.autocommit(False)
     try:
-        emitted = rollback_emits(conn, ctx.aws.client("logs"), ctx.deployment.log_group, *_canary(), wait=wait,
-                                 cancel=ctx.cancel)
+        with _reader(ctx, *_canary()) as reader:
+            emitted = rollback_emits(conn, reader, *_canary(), wait=wait, cancel=ctx.cancel)
     finally:
         conn.close()
     if outbox:
@@ -183,6 +184,19 @@ def _rollback(ctx: Any, target: str) -> CheckResult:
                        "(Aurora calls Lambda before commit); delivery = \"outbox\" emits only committed changes"
                        if emitted else "no phantom record seen for the rolled-back write (direct delivery may emit "
                        "one: Aurora calls Lambda before commit)", note=True)
+
+
+@contextlib.contextmanager
+def _reader(ctx: Any, schema: str, table: str) -> Iterator[Any]:
+    """Where the stream ends (the consumer's log or the sink), read from a little before the writes."""
+    from orchestrator.verify.sink_readers import open_reader
+
+    reader = open_reader(ctx.aws, ctx.deployment, int(time.time() * 1000) - 2000, [f"{schema}.{table}"],
+                         ctx.config.consumer.sink)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def _show(results: list[CheckResult], ui: UI) -> None:
