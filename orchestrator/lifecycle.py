@@ -10,6 +10,7 @@ from orchestrator.config import Config
 from orchestrator.ui import UI
 from orchestrator.up_steps import (
     ApplyMigrations,
+    BackfillTables,
     BindSandbox,
     DeployStacks,
     DrainOutbox,
@@ -50,6 +51,8 @@ def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
         if config.stream.delivery == "direct":
             steps.append(DrainOutbox())
         steps.append(SmokeTest())
+        if any(table.backfill for table in config.stream.tables):
+            steps.append(BackfillTables())
     try:
         return run_steps(steps, ctx, ui, cancel)
     finally:

@@ -315,3 +315,21 @@ class SmokeTest:
                                   hint="check the consumer's log (`rds-streams logs`) and the cluster's egress to Lambda")
         latency = found[0]["timestamp"] / 1000 - started
         ctx.ui.text(f"  the app user's write {marker} logged by the consumer after {latency * 1000:.0f} ms")
+
+
+class BackfillTables:
+    """Tables marked `backfill = true` get their existing rows emitted the first time they are streamed
+    (an unfinished backfill, e.g. of an interrupted `up`, resumes at its next chunk)."""
+
+    name = "backfill"
+
+    def is_done(self, ctx: UpContext) -> bool:
+        from orchestrator.backfill_run import pending_backfills
+
+        return not pending_backfills(ctx)
+
+    def run(self, ctx: UpContext) -> None:
+        from orchestrator.backfill_run import backfill_tables, pending_backfills
+        from orchestrator.database.backfill import BackfillOptions
+
+        backfill_tables(ctx, pending_backfills(ctx), BackfillOptions())
