@@ -102,3 +102,20 @@ def _outbox_empty(config_path) -> bool:
         waiting = cursor.fetchone()[0]
     conn.close()
     return waiting == 0
+
+
+def test_an_unknown_table_or_contradicting_flags_are_refused_before_anything_is_touched(backfill_sandbox, cli):
+    code, lines = cli("backfill", "--config", str(backfill_sandbox), "--table", "nope")
+    assert code == 2
+    [error] = [o for o in lines if o["type"] == "error"]
+    assert "not a streamed table: nope" in error["message"] and "routes" in error["message"]
+    code, lines = cli("backfill", "--config", str(backfill_sandbox), "--resume", "--restart")
+    assert code == 2
+
+
+def test_resume_with_nothing_unfinished_emits_nothing(backfill_sandbox, cli):
+    code, lines = cli("backfill", "--config", str(backfill_sandbox), "--resume")
+    assert code == 0
+    assert any(o.get("status") == "nothing to resume" for o in lines if o["type"] == "backfill")
+    [result] = [o for o in lines if o["type"] == "result"]
+    assert result["rows"] == 0
