@@ -1,4 +1,4 @@
-"""`rds-streams backfill` end to end on the sandbox, outbox delivery: `up` runs the backfill step for a table
+"""`rds-streams backfill` end to end on the sandbox, both deliveries: `up` runs the backfill step for a table
 marked `backfill = true`; the command, with a writer throughout, brings every row to the consumer's log
 (relay, runner, moto logs), and replaying the log gives the table; `status` shows it done."""
 
@@ -18,11 +18,12 @@ TERM = "BACKFILL-T"
 ROWS = 600
 
 
-@pytest.fixture(scope="module")
-def backfill_sandbox(tmp_path_factory):
+@pytest.fixture(scope="module", params=["outbox", "direct"])
+def backfill_sandbox(request, tmp_path_factory):
     from orchestrator.cli import main
 
-    config_path = local_config(tmp_path_factory.mktemp("backfill"), {"stream": {"delivery": "outbox", "batch_size": 200}})
+    config_path = local_config(tmp_path_factory.mktemp("backfill"),
+                               {"stream": {"delivery": request.param, "batch_size": 200}})
     text = config_path.read_text().replace('name = "routes"', 'name = "routes"\nbackfill = true')
     config_path.write_text(text)
     assert main(["up", "--config", str(config_path), "--yes", "--output", "json"]) == 0
