@@ -157,17 +157,17 @@ class UI:
                                                     rate=f"{rate:,.0f} {unit}/s")
             return
         every = 1.0 if self.json else 5.0
-        last: list[Any] = [0.0, None]
+        shown_at, pending = [-every], [None]  # the last line's time; the newest figures not shown yet
 
         def update(done: int, rate: float) -> None:
-            last[1] = (done, rate)
-            if time.monotonic() - last[0] >= every:
-                last[0] = time.monotonic()
+            pending[0] = (done, rate)
+            if time.monotonic() - shown_at[0] >= every:
+                shown_at[0], pending[0] = time.monotonic(), None
                 self._progress_line(label, total, unit, done, rate)
 
         yield update
-        if last[1] is not None:
-            self._progress_line(label, total, unit, *last[1])
+        if pending[0] is not None:
+            self._progress_line(label, total, unit, *pending[0])
 
     def _progress_line(self, label: str, total: int, unit: str, done: int, rate: float) -> None:
         left = max(total - done, 0) / rate if rate > 0 else None

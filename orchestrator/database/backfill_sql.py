@@ -28,8 +28,9 @@ from orchestrator.database.trigger_sql import RecordSpec, RowChange, images_for,
 
 ALIAS = "s"
 SNAPSHOT_FIELD = "rdsStreamsSnapshot"
-# MySQL 8's error for a NOWAIT read meeting a lock; MariaDB (and a wait that timed out) say 1205; 1213 deadlock.
-LOCK_CONFLICT_ERRORS = frozenset({3572, 1205, 1213})
+# MySQL 8's error for a NOWAIT read meeting a lock; MariaDB (and a wait that timed out) say 1205; 1213 deadlock;
+# 1467: InnoDB's AUTO-INC lock (the outbox's) not had in time. The chunk is rolled back and tried again.
+LOCK_CONFLICT_ERRORS = frozenset({3572, 1205, 1213, 1467})
 
 SESSION_SETUP = (
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",  # the gaps between a chunk's keys locked too
@@ -96,13 +97,13 @@ class ChunkSql:
     def order(self) -> str:
         return ", ".join(f"{quote_identifier(ALIAS)}.{quote_identifier(c)}" for c in self.shape.primary_key)
 
-    def _rows(self, after: Sequence[str] | None, limit: int) -> str:
+    def _rows(self, after: Sequence[str] | None, limit: int, lock: str) -> str:
         where = key_after(self.shape, after) + (f" AND ({self.row_filter})" if self.row_filter else "")
         return (f"FROM {self.table} AS {quote_identifier(ALIAS)} WHERE {where} ORDER BY {self.order} LIMIT {int(limit)} "
-                f"{self.locking.clause}")
+                f"{lock}")
 
     def lock_keys(self, after: Sequence[str] | None, limit: int) -> str:
-        return f"SELECT {self.order} {self._rows(after, limit)}"
+        return f"SELECT {self.order} {self._rows(after, limit, self.locking.clause)}"
 
     def record(self, chunk: int, indent: str = "      ") -> str:
         """The INSERT record of one row of the table, as the INSERT trigger builds it, marked as a snapshot."""
@@ -116,7 +117,9 @@ class ChunkSql:
         built = "`chunk`.`r`"
         if images_for("INSERT", self.spec.view_type):
             built = f"IF(LENGTH({built}) > {self.spec.size_limit}, {keys_only(built, self.spec, '  ')}, {built})"
-        rows = f"FROM (SELECT {self.record(chunk)} AS `r`\n    {self._rows(after, limit)}) AS `chunk`"
+        # The rows are ours already (lock_keys); no NOWAIT here: on MariaDB it would also refuse to wait a
+        # moment for the outbox's AUTO-INC lock, which an INSERT ... SELECT takes (error 1467).
+        rows = f"FROM (SELECT {self.record(chunk)} AS `r`\n    {self._rows(after, limit, self.locking.share)}) AS `chunk`"
         return deliver_rows(built, rows)
 
 
