@@ -36,8 +36,12 @@ SESSION_SETUP = (
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",  # the gaps between a chunk's keys locked too
     "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",  # as the triggers run: trigger_sql.CREATE_SQL_MODE
     "SET NAMES utf8mb4",
-    # Only our own waits: a backfill gives way to writers, never the other way round.
+    # Only our own waits: a backfill gives way to writers, never the other way round. Table locks too
+    # (lock_wait_timeout): a writer waiting for a chunk's rows may already hold one our next statement
+    # needs (the sandbox's MyISAM Lambda queue, which a trigger locks when its statement starts), a
+    # wait InnoDB cannot see as a deadlock; we give up after 1 s, roll back, and the writer goes on.
     "SET SESSION innodb_lock_wait_timeout = 1",
+    "SET SESSION lock_wait_timeout = 1",
 )
 VERSION_QUERY = "SELECT VERSION()"
 START = "START TRANSACTION"

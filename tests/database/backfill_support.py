@@ -51,6 +51,7 @@ class Writers:
     port: int
     schema: str
     key_space: int
+    hot: int | None = None  # updates only to keys below this: rows the backfill is reading meanwhile
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     writes: int = 0
@@ -72,6 +73,8 @@ class Writers:
         rnd = random.Random(seed)
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", database=self.schema,
                                autocommit=True, ssl_disabled=True)
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = 10")  # a chunk takes far less; fail the test sooner
         # Re-keyed rows go to ids no other writer uses and no insert takes (id % 3 == 2, a share per
         # writer, each once), so a key change never meets a duplicate: UPDATE IGNORE meeting one emits
         # REMOVE and INSERT for a change that did not happen (a trigger limitation reported separately).
@@ -85,8 +88,11 @@ class Writers:
             id_, grp = key()
             return id_ - 1 if id_ % 3 == 2 else id_, grp
 
+        def hot_key() -> tuple[int, str]:
+            return (rnd.randrange(1, self.hot), rnd.choice(GROUPS)) if self.hot else key()
+
         statements = (
-            ("UPDATE items SET v = v + 1, note = %s WHERE id = %s AND grp = %s", lambda: (f"w{seed}", *key())),
+            ("UPDATE items SET v = v + 1, note = %s WHERE id = %s AND grp = %s", lambda: (f"w{seed}", *hot_key())),
             ("DELETE FROM items WHERE id = %s AND grp = %s", key),
             ("INSERT IGNORE INTO items (id, grp, v, note) VALUES (%s, %s, 0, 'new')", insert_key),
             ("UPDATE items SET id = %s WHERE id = %s AND grp = %s", lambda: (targets.pop(), *key())),
