@@ -120,3 +120,56 @@ def test_resume_with_nothing_unfinished_emits_nothing(backfill_sandbox, cli):
     assert any(o.get("status") == "nothing to resume" for o in lines if o["type"] == "backfill")
     [result] = [o for o in lines if o["type"] == "result"]
     assert result["rows"] == 0
+
+
+def test_ctrl_c_stops_after_the_current_chunk_says_how_to_resume_and_the_next_run_resumes(backfill_sandbox, cli):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    conn = root_connection(backfill_sandbox)
+    with conn.cursor() as cursor:
+        cursor.executemany(ROUTE_INSERT, [(f"C{i:05d}", "CTRL-C", "XX") for i in range(1500)])
+    conn.commit()
+    conn.close()
+    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "backfill", "--config", str(backfill_sandbox),
+                              "--restart", "--chunk", "100", "--rate", "1000", "--output", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: _backfill_state(backfill_sandbox) == "in progress", 30, "the backfill to start")
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 130
+    objects = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    [error] = [o for o in objects if o["type"] == "error"]
+    assert "stopped after chunk" in error["message"] and "resumes at the next chunk" in error["hint"]
+    assert _backfill_state(backfill_sandbox) == "in progress"
+
+    code, lines = cli("status", "--config", str(backfill_sandbox))
+    [status] = [o for o in lines if o["type"] == "status"]
+    stopped = status["backfills"]["flights.routes"]
+    assert stopped["state"] == "in progress" and 0 < stopped["rows_done"] < stopped["rows_total"]
+    code, lines = cli("backfill", "--config", str(backfill_sandbox), "--resume")
+    assert code == 0
+    [started] = [o for o in lines if o["type"] == "backfill" and o["status"] != "done"]
+    assert started["status"] == "resumed" and started["rows_done"] == stopped["rows_done"]
+    [result] = [o for o in lines if o["type"] == "result"]
+    assert result["rows"] >= stopped["rows_total"]
+
+    code, lines = cli("up", "--config", str(backfill_sandbox), "--yes")
+    assert code == 0
+    assert {"type": "step", "name": "backfill", "status": "already done"} in [
+        {k: o[k] for k in ("type", "name", "status")} for o in lines if o["type"] == "step"]
+
+
+def _backfill_state(config_path) -> str | None:
+    conn = root_connection(config_path)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT `finished_at` IS NULL FROM `rds_streams`.`backfills` WHERE `table_name` = 'routes'")
+            row = cursor.fetchone()
+    finally:
+        conn.close()
+    return None if row is None else ("in progress" if row[0] else "done")
