@@ -3,7 +3,8 @@ with their progress shown. The chunk loop is orchestrator/database/backfill.py."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.cancel import CancelToken
@@ -61,7 +62,7 @@ def backfill_tables(ctx: Any, tables: Sequence[str], options: BackfillOptions) -
                    table=shape.qualified_name, how=how, done=state.rows_done, total=state.rows_total,
                    delivery=config.stream.delivery)
             first = state.rows_done
-            with ui.progress(shape.qualified_name, state.rows_total) as update:
+            with ui.progress(shape.qualified_name, state.rows_total) as update, _resumable(shape.qualified_name):
                 final = backfill.run_backfill(
                     conn, shape, settings, state, options, ctx.cancel,
                     lambda done, first=first, update=update: update(
@@ -75,6 +76,24 @@ def backfill_tables(ctx: Any, tables: Sequence[str], options: BackfillOptions) -
     finally:
         conn.close()
     return results
+
+
+@contextmanager
+def _resumable(table: str) -> Iterator[None]:
+    """A connection lost mid-way (tunnel, failover) ends the command with how to go on: the chunk that
+    was running rolled back, the next run resumes there."""
+    import pymysql
+
+    try:
+        yield
+    except pymysql.err.OperationalError as err:
+        if err.args and err.args[0] in _CONNECTION_LOST:
+            raise OperationFailed(f"backfill of {table}: the database connection was lost ({err.args[-1]})",
+                                  hint="run `rds-streams backfill` again: it resumes at the chunk that was running") from err
+        raise
+
+
+_CONNECTION_LOST = frozenset({2003, 2006, 2013, 2055})
 
 
 def _require_triggers(ctx: Any, tables: Sequence[str]) -> None:

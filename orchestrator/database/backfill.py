@@ -184,7 +184,7 @@ def _stopped(shape: TableShape, state: BackfillState) -> Exception:
 
 def _one_chunk(conn: Any, chunks: sql.ChunkSql, state: BackfillState, size: int,
                deliver: Callable[[str, str], str]) -> list[tuple[Any, ...]] | None:
-    after = None if state.last_key is None else [conn.escape(v) for v in state.last_key]
+    after = None if state.last_key is None else key_literals(chunks.shape, state.last_key, conn.escape)
     with conn.cursor() as cursor:
         cursor.execute(sql.START)
         cursor.execute(chunks.lock_keys(after, size))
@@ -192,10 +192,30 @@ def _one_chunk(conn: Any, chunks: sql.ChunkSql, state: BackfillState, size: int,
         if not keys:
             conn.rollback()
             return None
+        if state.last_key is not None and tuple(state.last_key) in keys:
+            conn.rollback()  # before anything is emitted: a key we cannot page through would loop forever
+            raise OperationFailed(f"backfill of {chunks.shape.qualified_name}: the chunk after key {state.last_key!r} "
+                                  "starts at that key again; its key types cannot be paged through",
+                                  hint="please report the table's primary key definition")
         cursor.execute(chunks.emit(after, size, state.chunks_done + 1, deliver))
         cursor.execute(sql.ADVANCE, (encode_key(keys[-1]), len(keys), state.schema, state.table, state.run_id))
     conn.commit()
     return keys
+
+
+def key_literals(shape: TableShape, values: Sequence[Any], escape: Callable[[Any], str]) -> list[str]:
+    """The last key's values as SQL literals that compare as the index orders them.
+
+    A BIT value comes back from PyMySQL as bytes, and compared with bytes a BIT column does not
+    order as its index does (a backfill would never get past it): it goes back as its number.
+    """
+    literals = []
+    for column, value in zip(shape.key_columns, values, strict=True):
+        if column.data_type == "bit" and isinstance(value, bytes):
+            literals.append(str(int.from_bytes(value, "big")))
+        else:
+            literals.append(escape(value))
+    return literals
 
 
 def prepare_session(conn: Any) -> sql.Locking:
