@@ -178,6 +178,42 @@ def verify(
 
 
 @app.command()
+def backfill(
+    config: ConfigPath = Path("config.toml"),
+    table: Annotated[list[str] | None, typer.Option("--table", metavar="NAME", help="Only this streamed table; "
+                                                    "repeatable (default: every streamed table).")] = None,
+    where: Annotated[str | None, typer.Option("--where", metavar="SQL", help="Only rows matching this condition "
+                                              "(SQL over the table's columns).")] = None,
+    chunk: Annotated[int, typer.Option("--chunk", metavar="N", min=1, max=100000,
+                                       help="Rows per chunk: writers to a chunk's rows wait for it.")] = 1000,
+    rate: Annotated[float | None, typer.Option("--rate", metavar="R", min=1.0,
+                                               help="At most R rows per second (default: as fast as it goes).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Only resume unfinished backfills (an unfinished one "
+                                         "is resumed by default too).")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Start over, even where one could resume.")] = False,
+    profile: Profile = None, region: Region = None, output: Output = OutputFormat.TEXT,
+) -> None:
+    """Emit the existing rows of streamed tables as snapshot records, consistent with live changes; resumable."""
+    from orchestrator.backfill_run import backfill_command
+    from orchestrator.cancel import CancelToken, first_interrupt_cancels
+    from orchestrator.database.backfill import BackfillOptions
+    from orchestrator.errors import UsageError
+    from orchestrator.lock import command_lock
+
+    with session(output, False, profile, region) as s:
+        if resume and restart:
+            raise UsageError("--resume and --restart contradict each other", hint="pass one of them")
+        options = BackfillOptions(chunk_rows=chunk, rate=rate, row_filter=where, restart=restart, resume_only=resume)
+        cfg = s.load(config)
+        with command_lock(cfg, "backfill"), first_interrupt_cancels(CancelToken()) as cancel:
+            states = backfill_command(cfg, s.ui, cancel, table or [], options)
+        rows = sum(state.rows_done for state in states)
+        s.done(f"{len(states)} table(s) backfilled, {rows} rows in all", rows=rows,
+               tables={f"{st.schema}.{st.table}": {"rows": st.rows_done, "chunks": st.chunks_done, "run_id": st.run_id}
+                       for st in states}, next=_next(config, "status", "logs"))
+
+
+@app.command()
 def tunnel(
     config: ConfigPath = Path("config.toml"),
     user: Annotated[str, typer.Option("--user", metavar="app|master", help="Connect as the app user, or as the "

@@ -240,6 +240,8 @@ class ConsumerConfig(_Section):
 
 class TableConfig(_Section):
     name: str
+    # `up` emits the table's existing rows (a backfill) the first time it streams the table.
+    backfill: bool = False
     # Values verify uses for a marker row when the table's constraints defeat generated ones.
     sample: dict[str, Any] = Field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.aws import clients_for
+from orchestrator.backfill_run import BackfillTables
 from orchestrator.cancel import CancelToken
 from orchestrator.config import Config
 from orchestrator.ui import UI
@@ -57,6 +58,8 @@ def up(config: Config, ui: UI, cancel: CancelToken, only: list[str] | None, *,
         if config.stream.delivery == "direct":
             steps.append(DrainOutbox())
         steps.append(SmokeTest())
+        if any(table.backfill for table in config.stream.tables):
+            steps.append(BackfillTables())
     try:
         if config.attached and not only:
             from orchestrator.attach.steps import confirm_cluster_changes

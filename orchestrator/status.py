@@ -49,6 +49,7 @@ def show_status(config: Config, ui: UI, cancel: CancelToken) -> dict[str, Any]:
 
 
 def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
+    from orchestrator.database.backfill import read_all_states
     from orchestrator.database.outbox import outbox_lag
     from orchestrator.database.trigger_health import failing_tables
     from orchestrator.up_steps import cascade_report
@@ -88,6 +89,12 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
         result["triggers"] = f"refused: {err}"
         return result
     result["cascades"] = cascade_report(ctx)
+    backfills = ctx.session.run(read_all_states, "status")
+    if backfills is not None:
+        result["backfills"] = {f"{b['schema']}.{b['table']}": {
+            "state": "done" if b["finished_at"] else "in progress", "rows_done": b["rows_done"],
+            "rows_total": b["rows_total"], "chunks_done": b["chunks_done"], "where": b["where"],
+            "started_at": b["started_at"], "finished_at": b["finished_at"]} for b in backfills}
     if lag is not None:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
                             "oldest_seconds": lag.oldest_seconds}
@@ -190,6 +197,13 @@ def _show(report: dict[str, Any], ui: UI) -> None:
             if t.get("two_generations"):
                 drift += " (two generations side by side: a replacement was interrupted; `rds-streams up` settles it)"
             ui.say("  triggers {table}: {counts}, [red]drift[/]: {drift}", table=table, counts=counts, drift=drift)
+    for table, b in report.get("backfills", {}).items():
+        if b["state"] == "done":
+            ui.say("  backfill {table}: [green]done[/], {rows} rows, finished {when}", table=table, rows=b["rows_done"],
+                   when=b["finished_at"])
+        else:
+            ui.say("  backfill {table}: [yellow]in progress or interrupted[/], {rows} of about {total} rows; "
+                   "`rds-streams backfill` resumes it", table=table, rows=b["rows_done"], total=b["rows_total"])
     if "cascades" in report:
         covered = len(report["cascades"]) or "none (no cascading key reaches a streamed table)"
         ui.say("  cascade paths covered: {covered}", covered=covered)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import string
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -138,6 +140,41 @@ class UI:
         """Like `say`, never wrapped, on a terminal too: a shell command the user copies as one line."""
         if self.output == OutputFormat.TEXT:
             self._print(compose(template, data), wrap=False)
+
+    @contextmanager
+    def progress(self, label: str, total: int, unit: str = "rows") -> Iterator[Callable[[int, float], None]]:
+        """Progress of one long job: a Rich bar (done, rate, time left) on a terminal; off one, a plain line
+        every few seconds; with --output json a `progress` object at most once a second. Yields
+        `update(done, per_second)`; `label` is data, printed literally."""
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[rate]}", markup=False), TimeRemainingColumn(),
+                          console=self.console) as bar:
+                task = bar.add_task(label, total=max(total, 1), rate="")
+                yield lambda done, rate: bar.update(task, completed=done, total=max(total, done, 1),
+                                                    rate=f"{rate:,.0f} {unit}/s")
+            return
+        every = 1.0 if self.json else 5.0
+        shown_at, pending = [-every], [None]  # the last line's time; the newest figures not shown yet
+
+        def update(done: int, rate: float) -> None:
+            pending[0] = (done, rate)
+            if time.monotonic() - shown_at[0] >= every:
+                shown_at[0], pending[0] = time.monotonic(), None
+                self._progress_line(label, total, unit, done, rate)
+
+        yield update
+        if pending[0] is not None:
+            self._progress_line(label, total, unit, *pending[0])
+
+    def _progress_line(self, label: str, total: int, unit: str, done: int, rate: float) -> None:
+        left = max(total - done, 0) / rate if rate > 0 else None
+        self.emit("progress", label=label, done=done, total=total, unit=unit, per_second=round(rate, 1),
+                  seconds_left=None if left is None else round(left, 1))
+        self.say("  {label}: {done} of about {total} {unit}, {rate:,.0f} {unit}/s, {left} left", label=label,
+                 done=done, total=total, unit=unit, rate=rate, left="?" if left is None else f"{left:.0f} s")
 
     def _print(self, text: Text, *, wrap: bool = True) -> None:
         self.console.print(text, highlight=False, soft_wrap=not (wrap and self.console.is_terminal))

@@ -111,10 +111,12 @@ class RowChange:
         return refs
 
 
-def record_expression(shape: TableShape, change: RowChange, spec: RecordSpec, *, indent: str = "") -> str:
+def record_expression(shape: TableShape, change: RowChange, spec: RecordSpec, *, indent: str = "",
+                      extra: Sequence[str] = ()) -> str:
     """The `{"Records":[...]}` payload for one row change, as one JSON_OBJECT expression.
 
     SequenceNumber: UUID_SHORT() grows with every call on a server; zero-padded to 21 digits.
+    `extra`: more `'name', expression` pairs for `dynamodb` (a backfill's snapshot marker).
     """
     pad = indent + "  "
     key = shape.primary_key
@@ -129,7 +131,7 @@ def record_expression(shape: TableShape, change: RowChange, spec: RecordSpec, *,
         size, measured = size + more, measured + more_measured
     fields += ["'SequenceNumber', LPAD(UUID_SHORT(), 21, '0')",
                f"'SizeBytes', {size_expression(size, measured)}",
-               f"'StreamViewType', {quote_literal(spec.view_type)}"]
+               f"'StreamViewType', {quote_literal(spec.view_type)}", *extra]
     return (
         f"JSON_OBJECT('Records', JSON_ARRAY(JSON_OBJECT(\n"
         f"{indent}'eventID', UUID(),\n"

@@ -101,6 +101,17 @@ def outbox_delivery(record: str) -> str:
     return f"SET @rds_streams_outbox = {record};\n  INSERT INTO `rds_streams`.`outbox` (`payload`) VALUES (@rds_streams_outbox)"
 
 
+def record_spec(settings: StreamSettings, schema: str, table: str) -> trigger_sql.RecordSpec:
+    """What every record of `schema`.`table` shares (a backfill's snapshot records too)."""
+    return _spec(settings, schema, table)
+
+
+def rows_delivery(settings: StreamSettings) -> Callable[[str, str], str]:
+    """The statement delivering one record per selected row, as the cascade triggers do (a backfill's
+    chunks too): one place, so what an outbox row carries is decided once."""
+    return _deliver_rows(settings)
+
+
 def _spec(settings: StreamSettings, schema: str, table: str) -> trigger_sql.RecordSpec:
     return trigger_sql.RecordSpec(view_type=settings.view_type, region=settings.region,
                                   event_source_arn=settings.source_arn_for(schema, table),
