@@ -77,6 +77,88 @@ def delete_calls(conn: Any, up_to_id: int) -> int:
     return count
 
 
+def fetch_sync_calls(conn: Any, limit: int = 100) -> list[LambdaCall]:
+    """lambda_sync calls waiting for an answer, oldest first. READ UNCOMMITTED: each is inserted by a
+    statement that is still running (lambda_sync waits inside it), so it is not committed yet."""
+    with conn.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        cursor.execute(
+            f"SELECT `id`, 'RequestResponse', `function_arn`, `payload`, `caller`, `called_at` "
+            f"FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` ORDER BY `id` LIMIT %s", (limit,))
+        return [LambdaCall(*row) for row in cursor.fetchall()]
+
+
+ANSWER_LOCK = "rds_streams_sandbox_ok_{}"
+ERROR_TABLE = "lambda_error_{}"
+
+
+class SyncAnswers:
+    """The runner's answers to lambda_sync calls, through what a running statement sees at once (see
+    lambda_queue.sql, await_lambda_result): a user lock held for a success, a table whose comment is
+    the error document for a failure. Each answer is withdrawn once its call is gone."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.answered: dict[int, str] = {}
+        self.settle(set(c.id for c in fetch_sync_calls(conn, limit=100000)), stale_tables=True)
+
+    def answer(self, call_id: int, error_document: str | None) -> None:
+        with self.conn.cursor() as cursor:
+            if error_document is None:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (ANSWER_LOCK.format(call_id),))
+                self.answered[call_id] = "lock"
+            else:
+                table = ERROR_TABLE.format(call_id)
+                cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
+                cursor.execute(f"CREATE TABLE `{SANDBOX_SCHEMA}`.`{table}` (`unused` INT) ENGINE = MyISAM COMMENT = %s",
+                               (_fit_comment(error_document),))
+                self.answered[call_id] = "table"
+        self.conn.commit()
+
+    def settle(self, waiting: set[int], stale_tables: bool = False) -> None:
+        """Withdraw the answers whose call is gone (`waiting`: the ids still queued)."""
+        with self.conn.cursor() as cursor:
+            for call_id in [i for i in self.answered if i not in waiting]:
+                if self.answered.pop(call_id) == "lock":
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", (ANSWER_LOCK.format(call_id),))
+                else:
+                    cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{ERROR_TABLE.format(call_id)}`")
+            if stale_tables:  # left by a runner that stopped
+                cursor.execute("SELECT `TABLE_NAME` FROM information_schema.TABLES WHERE `TABLE_SCHEMA` = %s "
+                               "AND `TABLE_NAME` LIKE 'lambda\\_error\\_%%'", (SANDBOX_SCHEMA,))
+                for (table,) in cursor.fetchall():
+                    if int(table.rsplit("_", 1)[1]) not in waiting:
+                        cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
+        self.conn.commit()
+
+
+def _fit_comment(document: str) -> str:
+    """A table comment holds 2,048 characters; the error document is cut to fit, still as JSON."""
+    import json
+
+    if len(document) <= 2048:
+        return document
+    try:
+        error = json.loads(document)
+        return json.dumps({"errorMessage": str(error.get("errorMessage"))[:1800], "errorType": error.get("errorType")})
+    except (json.JSONDecodeError, AttributeError):
+        return document[:2048]
+
+
+def set_latency(conn: Any, lambda_ms: int) -> None:
+    """The latency model: every lambda_async/lambda_sync call costs `lambda_ms` (Aurora: about 35 ms).
+    Read on every call, so it applies at once to sessions already open."""
+    with conn.cursor() as cursor:
+        cursor.execute(f"UPDATE `{SANDBOX_SCHEMA}`.`lambda_settings` SET `lambda_ms` = %s WHERE `id` = 1", (lambda_ms,))
+    conn.commit()
+
+
+def latency(conn: Any) -> int:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT `lambda_ms` FROM `{SANDBOX_SCHEMA}`.`lambda_settings` WHERE `id` = 1")
+        return int(cursor.fetchone()[0])
+
+
 FAULT_TRIGGER = f"`{SANDBOX_SCHEMA}`.`lambda_calls_fault_switch`"
 
 
