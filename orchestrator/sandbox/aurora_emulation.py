@@ -159,7 +159,7 @@ def latency(conn: Any) -> int:
         return int(cursor.fetchone()[0])
 
 
-FAULT_TRIGGER = f"`{SANDBOX_SCHEMA}`.`lambda_calls_fault_switch`"
+FAULT_TRIGGERS = (f"`{SANDBOX_SCHEMA}`.`lambda_calls_fault_switch`", f"`{SANDBOX_SCHEMA}`.`lambda_sync_calls_fault_switch`")
 
 
 def inject_fault(conn: Any, *, reason: str = DEFAULT_FAULT_REASON, function_arn: str | None = None,
@@ -197,6 +197,7 @@ def _sync_fault_trigger(conn: Any) -> None:
         cursor.execute(f"SELECT COUNT(*) FROM `{SANDBOX_SCHEMA}`.`lambda_faults`")
         faults = cursor.fetchone()[0]
         if not faults:
-            cursor.execute(f"DROP TRIGGER IF EXISTS {FAULT_TRIGGER}")
+            for trigger in FAULT_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     if faults:
         run_script(conn, sql_text("sandbox/lambda_faults_trigger.sql"))

@@ -54,7 +54,7 @@ CREATE OR REPLACE FUNCTION `lambda_sync`(
     RETURNS LONGTEXT CHARACTER SET utf8mb4
     NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
 BEGIN
-    DECLARE call_id BIGINT UNSIGNED DEFAULT `rds_streams_sandbox`.`invoke_lambda`('RequestResponse', function_arn, payload);
+    DECLARE call_id BIGINT UNSIGNED DEFAULT `rds_streams_sandbox`.`invoke_lambda_sync`(function_arn, payload);
     RETURN `rds_streams_sandbox`.`await_lambda_result`(call_id);
 END$$
 

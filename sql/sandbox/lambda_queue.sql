@@ -94,8 +94,12 @@ BEGIN
         IF IS_USED_LOCK(ok_lock) IS NOT NULL THEN
             LEAVE waiting;
         END IF;
-        SET failure_document = (SELECT `TABLE_COMMENT` FROM `information_schema`.`TABLES`
-                                WHERE `TABLE_SCHEMA` = 'rds_streams_sandbox' AND `TABLE_NAME` = error_table);
+        BEGIN
+            -- 1684: the runner is creating that very table; it is readable on the next turn.
+            DECLARE CONTINUE HANDLER FOR 1684 SET failure_document = NULL;
+            SET failure_document = (SELECT `TABLE_COMMENT` FROM `information_schema`.`TABLES`
+                                    WHERE `TABLE_SCHEMA` = 'rds_streams_sandbox' AND `TABLE_NAME` = error_table);
+        END;
         IF failure_document IS NOT NULL THEN
             SET failure = LEFT(CONCAT('Lambda API returned error: Unhandled. ', failure_document), 512);
             SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1873, MESSAGE_TEXT = failure;
@@ -140,15 +144,11 @@ BEGIN
         SELECT 1 FROM `active` WHERE `role` = 'AWS_LAMBDA_ACCESS');
 END$$
 
--- Queue one call, for lambda_sync and mysql.lambda_async (lambda_async has these steps inline).
--- SQL SECURITY INVOKER, so CURRENT_USER() is the user Aurora checks: inside a trigger, its DEFINER.
--- The role is looked up once per session and caller, as Aurora activates roles at login: a
--- REVOKE reaches the sessions opened after it.
-CREATE OR REPLACE FUNCTION `rds_streams_sandbox`.`invoke_lambda`(
-    call_type VARCHAR(20) CHARACTER SET utf8mb4, call_arn VARCHAR(2048) CHARACTER SET utf8mb4,
-    call_payload LONGTEXT CHARACTER SET utf8mb4
-) RETURNS BIGINT UNSIGNED
-    NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
+-- Aurora's privilege check for one call. SQL SECURITY INVOKER, so CURRENT_USER() is the user Aurora
+-- checks: inside a trigger, its DEFINER. The role is looked up once per session and caller, as
+-- Aurora activates roles at login: a REVOKE reaches the sessions opened after it.
+CREATE OR REPLACE PROCEDURE `rds_streams_sandbox`.`require_lambda_access`()
+    READS SQL DATA SQL SECURITY INVOKER
 BEGIN
     IF NOT (@rds_streams_sandbox_lambda_access <=> CURRENT_USER()) THEN
         IF NOT `rds_streams_sandbox`.`has_lambda_access`(CURRENT_USER()) THEN
@@ -157,17 +157,37 @@ BEGIN
         END IF;
         SET @rds_streams_sandbox_lambda_access = CURRENT_USER();
     END IF;
+END$$
+
+-- Queue one asynchronous call, for mysql.lambda_async (lambda_async has these steps inline).
+CREATE OR REPLACE FUNCTION `rds_streams_sandbox`.`invoke_lambda`(
+    call_type VARCHAR(20) CHARACTER SET utf8mb4, call_arn VARCHAR(2048) CHARACTER SET utf8mb4,
+    call_payload LONGTEXT CHARACTER SET utf8mb4
+) RETURNS BIGINT UNSIGNED
+    NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
+BEGIN
+    CALL `rds_streams_sandbox`.`require_lambda_access`();
     IF call_type = 'Event' AND LENGTH(call_payload) > 1048576 THEN
         SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1873,
             MESSAGE_TEXT = 'Lambda API returned error: Request must be smaller than 1048576 bytes for the InvokeAsync operation';
     END IF;
-    IF call_type = 'RequestResponse' THEN
-        INSERT INTO `rds_streams_sandbox`.`lambda_sync_calls` (`function_arn`, `payload`, `caller`, `called_at`)
-            VALUES (call_arn, call_payload, CURRENT_USER(), SYSDATE(6));
-    ELSE
-        INSERT INTO `rds_streams_sandbox`.`lambda_calls` (`invocation_type`, `function_arn`, `payload`, `caller`, `called_at`)
-            VALUES (call_type, call_arn, call_payload, CURRENT_USER(), SYSDATE(6));
-    END IF;
+    INSERT INTO `rds_streams_sandbox`.`lambda_calls` (`invocation_type`, `function_arn`, `payload`, `caller`, `called_at`)
+        VALUES (call_type, call_arn, call_payload, CURRENT_USER(), SYSDATE(6));
+    CALL `rds_streams_sandbox`.`lambda_round_trip`();
+    RETURN LAST_INSERT_ID();
+END$$
+
+-- Queue one lambda_sync call. Its own function, never touching lambda_calls: every table a function
+-- names is locked for the whole calling statement, and lambda_sync's statement lasts until the
+-- runner answers, which it could not while lambda_calls were locked.
+CREATE OR REPLACE FUNCTION `rds_streams_sandbox`.`invoke_lambda_sync`(
+    call_arn VARCHAR(2048) CHARACTER SET utf8mb4, call_payload LONGTEXT CHARACTER SET utf8mb4
+) RETURNS BIGINT UNSIGNED
+    NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
+BEGIN
+    CALL `rds_streams_sandbox`.`require_lambda_access`();
+    INSERT INTO `rds_streams_sandbox`.`lambda_sync_calls` (`function_arn`, `payload`, `caller`, `called_at`)
+        VALUES (call_arn, call_payload, CURRENT_USER(), SYSDATE(6));
     CALL `rds_streams_sandbox`.`lambda_round_trip`();
     RETURN LAST_INSERT_ID();
 END$$
@@ -188,6 +208,8 @@ DELIMITER ;
 -- On Aurora these need no grant but the Lambda privilege, which invoke_lambda checks itself.
 GRANT EXECUTE ON FUNCTION `rds_streams_sandbox`.`has_lambda_access` TO PUBLIC;
 GRANT EXECUTE ON FUNCTION `rds_streams_sandbox`.`invoke_lambda` TO PUBLIC;
+GRANT EXECUTE ON FUNCTION `rds_streams_sandbox`.`invoke_lambda_sync` TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE `rds_streams_sandbox`.`require_lambda_access` TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE `mysql`.`lambda_async` TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE `rds_streams_sandbox`.`lambda_round_trip` TO PUBLIC;
 GRANT EXECUTE ON FUNCTION `rds_streams_sandbox`.`await_lambda_result` TO PUBLIC;
