@@ -161,8 +161,8 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
     from orchestrator.ui import UI, OutputFormat
 
     cli = str(Path(sys.executable).with_name("rds-streams"))
-    with project_dir(**{'delivery = "direct"': f'delivery = "outbox"\nrelay_partitions = {partitions}'}) as config_file:
-        config_file.write_text(config_file.read_text() + f"\n[sandbox]\nlambda_ms = {lambda_ms}\n")
+    with project_dir(**{'delivery = "direct"': f'delivery = "outbox"\nrelay_partitions = {partitions}',
+                        "# lambda_ms = 0": f"lambda_ms = {lambda_ms}"}) as config_file:
         config_path = ["--config", str(config_file)]
         subprocess.run([cli, "up", *config_path, "--yes"], check=True, capture_output=True)
         ctx = context_for(load_config(config_file), UI(output=OutputFormat.JSON), CancelToken())
