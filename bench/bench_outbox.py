@@ -154,7 +154,8 @@ def read_log(logs: Any, group: str) -> list[tuple[int, dict[str, Any]]]:
     return found
 
 
-def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitions: int) -> dict[str, Any]:
+def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitions: int,
+             trace: bool = False) -> dict[str, Any]:
     from orchestrator.cancel import CancelToken
     from orchestrator.config import load_config
     from orchestrator.lifecycle import context_for
@@ -180,6 +181,8 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
             def sample() -> None:
                 while not stop.wait(0.25):
                     lags.append(outbox_lag(root).oldest_seconds or 0.0)
+                    if trace:
+                        print(f"  t={time.time() - start_at:6.2f} s lag {lags[-1]:.3f} s", file=sys.stderr)
 
             out: Any = multiprocessing.Queue()
             start_at = time.time() + 1.0
@@ -262,9 +265,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--partitions", type=int, default=4, help="stream.relay_partitions")
     parser.add_argument("--per-connection-seconds", type=float, default=5.0)
+    parser.add_argument("--trace", action="store_true", help="print each lag sample (stderr)")
     args = parser.parse_args()
     per_connection = part_one(args.lambda_ms, args.per_connection_seconds)
-    figures = part_two(args.rate, args.seconds, args.connections, args.lambda_ms, args.partitions)
+    figures = part_two(args.rate, args.seconds, args.connections, args.lambda_ms, args.partitions, args.trace)
     figures["direct_rows_per_s_per_connection"] = round(per_connection["direct"], 1)
     figures["outbox_rows_per_s_per_connection"] = round(per_connection["outbox"], 1)
     print(json.dumps(figures))
