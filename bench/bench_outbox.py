@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.workdir import project_dir  # noqa: E402
-from orchestrator.database.outbox import install_outbox, outbox_lag  # noqa: E402
+from orchestrator.database.outbox import install_outbox, oldest_waiting_seconds, outbox_lag  # noqa: E402
 from orchestrator.database.scripts import run_sql_file  # noqa: E402
 from orchestrator.database.trigger_install import install_triggers  # noqa: E402
 from orchestrator.database.triggers import StreamSettings  # noqa: E402
@@ -117,6 +117,8 @@ def writer(socket: str, index: int, rate: float, seconds: float, start_at: float
             due = start_at + n / rate
             if (pause := due - time.time()) > 0:
                 time.sleep(pause)
+            elif time.time() > start_at + seconds:
+                break  # behind the rate asked: the run still lasts `seconds`; rate_written tells
             key = keys[n % len(keys)]
             try:
                 cursor.execute(UPDATE, (str(versions[key] + 1), key))
@@ -179,10 +181,12 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
             stop = threading.Event()
 
             def sample() -> None:
+                own = state.root_connection()  # a connection is not shared between threads
                 while not stop.wait(0.25):
-                    lags.append(outbox_lag(root).oldest_seconds or 0.0)
+                    lags.append(oldest_waiting_seconds(own) or 0.0)
                     if trace:
                         print(f"  t={time.time() - start_at:6.2f} s lag {lags[-1]:.3f} s", file=sys.stderr)
+                own.close()
 
             out: Any = multiprocessing.Queue()
             start_at = time.time() + 1.0
@@ -199,7 +203,7 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
             wrote = time.time() - start_at
             drained_at = None
             while drained_at is None and time.time() - start_at < seconds + 300:
-                if outbox_lag(root).waiting == 0:
+                if oldest_waiting_seconds(root) is None:
                     drained_at = time.time() - start_at
                 else:
                     time.sleep(0.1)

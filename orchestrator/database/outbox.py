@@ -131,6 +131,17 @@ def outbox_lag(conn: Any) -> OutboxLag | None:
     return OutboxLag(int(waiting), float(oldest) if oldest is not None else None, int(dead), partitions)
 
 
+def oldest_waiting_seconds(conn: Any) -> float | None:
+    """Age of the oldest row waiting (by id, which follows commit order closely), or None when none
+    waits: one index read, cheap enough to sample often (outbox_lag counts, so it reads every row)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT TIMESTAMPDIFF(MICROSECOND, `created_at`, NOW(6)) / 1e6 FROM `rds_streams`.`outbox` "
+                       "ORDER BY `id` LIMIT 1")
+        row = cursor.fetchone()
+    conn.commit()
+    return float(row[0]) if row else None
+
+
 def drain_outbox(conn: Any, *, timeout: float = 120.0) -> int:
     """Deliver what is left now (as the event would), e.g. after switching to direct delivery, where
     the event scheduler may be off. Returns how many rows remain (0 when drained)."""
