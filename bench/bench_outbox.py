@@ -211,6 +211,11 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
             sampler.join()
             time.sleep(1.0)  # the runner's last log write
             logged = read_log(ctx.aws.client("logs"), ctx.deployment.log_group)
+            with root.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM `rds_streams`.`outbox_dead_letters`")
+                dead_letters = cursor.fetchone()[0]
+                cursor.execute("SELECT `relay`, `delivered`, `last_error` FROM `rds_streams`.`outbox_relays`")
+                relays = cursor.fetchall()
             root.close()
         finally:
             ctx.close()
@@ -232,7 +237,12 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
         if (key, version) in commits:
             latencies.append(at - commits[(key, version)])
     delivered = {(k, v) for k, vs in seen_versions.items() for v in vs}
-    lost = len(set(commits) - delivered)
+    missing = sorted(set(commits) - delivered)
+    lost = len(missing)
+    for key, version in missing[:5]:  # what a loss looks like, to find its cause
+        print(f"  LOST {key} v{version}: committed at {commits[(key, version)]:.0f} ms; that key's versions as "
+              f"logged: {seen_versions.get(key, [])[max(0, version - 4):version + 3]}")
+    print(f"  relays (relay, delivered, last error): {relays}; dead letters: {dead_letters}")
     order_violations = sum(1 for vs in seen_versions.values() for a, b in zip(vs, vs[1:], strict=False) if b <= a)
     steady = [r for _, r in logged if r["eventName"] == "MODIFY"]
     changes = len(commits)
@@ -246,7 +256,7 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
         "lag_max_s": _round(max(lags) if lags else None),
         "commit_to_log_p50_ms": _round(_percentile(latencies, 0.50), 1),
         "commit_to_log_p99_ms": _round(_percentile(latencies, 0.99), 1),
-        "records_lost": lost, "per_key_order_violations": order_violations,
+        "records_lost": lost, "dead_letters": dead_letters, "per_key_order_violations": order_violations,
         "duplicates_by_event_id": len(steady) - len({r["eventID"] for r in steady}),
     }
     print(f"outbox under a steady load, lambda_ms = {lambda_ms}, {partitions} relays, {connections} writers:")

@@ -146,14 +146,19 @@ BEGIN
         FROM `rds_streams`.`outbox` AS `o` JOIN `rds_streams_batch` AS `b` ON `b`.`id` = `o`.`id`;
 
         SET v_failed = 0;
-        BEGIN
-            DECLARE EXIT HANDLER FOR SQLEXCEPTION
-                BEGIN
-                    GET DIAGNOSTICS CONDITION 1 v_error = MESSAGE_TEXT;
-                    SET v_failed = 1;
-                END;
-            SET @rds_streams_outbox_result = lambda_sync(v_arn, v_payload);
-        END;
+        -- Every row's record is in the payload, or none is sent: only what was sent is deleted.
+        IF JSON_LENGTH(v_payload, '$.Records') <=> v_count THEN
+            BEGIN
+                DECLARE EXIT HANDLER FOR SQLEXCEPTION
+                    BEGIN
+                        GET DIAGNOSTICS CONDITION 1 v_error = MESSAGE_TEXT;
+                        SET v_failed = 1;
+                    END;
+                SET @rds_streams_outbox_result = lambda_sync(v_arn, v_payload);
+            END;
+        ELSE
+            SET v_failed = 1, v_error = 'rds-streams: the batch payload does not hold every record of the batch';
+        END IF;
 
         IF v_failed = 0 THEN
             -- Exactly the rows sent: a row committed meanwhile with a lower id stays for the next batch.

@@ -14,7 +14,7 @@ fails the app user's writes with Aurora's 1227 here as on Aurora (`has_lambda_ac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -77,15 +77,33 @@ def delete_calls(conn: Any, up_to_id: int) -> int:
     return count
 
 
-def fetch_sync_calls(conn: Any, limit: int = 100) -> list[LambdaCall]:
-    """lambda_sync calls waiting for an answer, oldest first. READ UNCOMMITTED: each is inserted by a
-    statement that is still running (lambda_sync waits inside it), so it is not committed yet."""
+def waiting_sync_calls(conn: Any) -> set[int]:
+    """Ids of the lambda_sync calls still queued (a call goes once its caller has read the answer).
+    READ UNCOMMITTED: each is inserted by a statement still running (lambda_sync waits inside it)."""
     with conn.cursor() as cursor:
         cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
-        cursor.execute(
-            f"SELECT `id`, 'RequestResponse', `function_arn`, `payload`, `caller`, `called_at` "
-            f"FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` ORDER BY `id` LIMIT %s", (limit,))
-        return [LambdaCall(*row) for row in cursor.fetchall()]
+        cursor.execute(f"SELECT `id` FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls`")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def fetch_sync_calls(conn: Any, limit: int = 100, skip: Collection[int] = ()) -> list[LambdaCall]:
+    """lambda_sync calls waiting for an answer, oldest first, but those in `skip` and those whose
+    payload is still being written (READ UNCOMMITTED sees a long payload's pages arrive)."""
+    import zlib
+
+    with conn.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        cursor.execute(f"SELECT `id` FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` ORDER BY `id` LIMIT %s", (limit,))
+        wanted = [row[0] for row in cursor.fetchall() if row[0] not in skip]
+        calls = []
+        for call_id in wanted:
+            cursor.execute(
+                f"SELECT `id`, 'RequestResponse', `function_arn`, `payload`, `caller`, `called_at`, `payload_crc` "
+                f"FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` WHERE `id` = %s", (call_id,))
+            row = cursor.fetchone()
+            if row and zlib.crc32(row[3].encode("utf-8")) == row[6]:
+                calls.append(LambdaCall(*row[:6]))
+        return calls
 
 
 ANSWER_LOCK = "rds_streams_sandbox_ok_{}"
@@ -100,7 +118,7 @@ class SyncAnswers:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.answered: dict[int, str] = {}
-        self.settle(set(c.id for c in fetch_sync_calls(conn, limit=100000)), stale_tables=True)
+        self.settle(waiting_sync_calls(conn), stale_tables=True)
 
     def answer(self, call_id: int, error_document: str | None) -> None:
         with self.conn.cursor() as cursor:

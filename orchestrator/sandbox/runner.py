@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.sandbox.aurora_emulation import LambdaCall, SyncAnswers, delete_calls, fetch_calls, fetch_sync_calls
+from orchestrator.sandbox.aurora_emulation import (
+    LambdaCall,
+    SyncAnswers,
+    delete_calls,
+    fetch_calls,
+    fetch_sync_calls,
+    waiting_sync_calls,
+)
 
 ASYNC_ATTEMPTS = 3       # the call and Lambda's two retries
 RETRY_DELAY = 0.2        # Lambda waits minutes; the sandbox keeps the retry semantics, not the delay
@@ -214,9 +221,8 @@ class Runner:
         answers = SyncAnswers(conn)
         try:
             while not self.stopping.is_set():
-                waiting = fetch_sync_calls(conn)
-                answers.settle({c.id for c in waiting})
-                sync_calls = [c for c in waiting if c.id not in answers.answered]
+                answers.settle(waiting_sync_calls(conn))
+                sync_calls = fetch_sync_calls(conn, skip=answers.answered)
                 calls = fetch_calls(conn, after_id=0, limit=200)
                 if not calls and not sync_calls:
                     self.stopping.wait(IDLE_POLL)

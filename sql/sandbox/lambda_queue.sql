@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS `rds_streams_sandbox`.`lambda_sync_calls` (
     `id`           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     `function_arn` VARCHAR(2048) NOT NULL,
     `payload`      LONGTEXT NOT NULL,
+    -- A READ UNCOMMITTED reader can catch a long payload half written (InnoDB writes its pages after
+    -- the row): the runner takes a call only once the payload it read has this checksum.
+    `payload_crc`  INT UNSIGNED NOT NULL,
     `caller`       VARCHAR(400) NOT NULL,
     `called_at`    DATETIME(6) NOT NULL
 ) ENGINE = InnoDB;
@@ -186,8 +189,8 @@ CREATE OR REPLACE FUNCTION `rds_streams_sandbox`.`invoke_lambda_sync`(
     NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
 BEGIN
     CALL `rds_streams_sandbox`.`require_lambda_access`();
-    INSERT INTO `rds_streams_sandbox`.`lambda_sync_calls` (`function_arn`, `payload`, `caller`, `called_at`)
-        VALUES (call_arn, call_payload, CURRENT_USER(), SYSDATE(6));
+    INSERT INTO `rds_streams_sandbox`.`lambda_sync_calls` (`function_arn`, `payload`, `payload_crc`, `caller`, `called_at`)
+        VALUES (call_arn, call_payload, CRC32(call_payload), CURRENT_USER(), SYSDATE(6));
     CALL `rds_streams_sandbox`.`lambda_round_trip`();
     RETURN LAST_INSERT_ID();
 END$$
