@@ -61,9 +61,9 @@ CREATE TABLE IF NOT EXISTS `rds_streams`.`outbox_relays`
 
 DROP PROCEDURE IF EXISTS `rds_streams`.`deliver_outbox`;
 
-DELIMITER $$
 -- Relay `p`: delivers its partition until the outbox has none of its rows left, or, with `linger`
 -- (the events), for the rest of its second: waiting rows never wait for the next second's run.
+DELIMITER $$
 CREATE PROCEDURE `rds_streams`.`deliver_outbox`(IN p INT, IN linger BOOLEAN)
     SQL SECURITY DEFINER
 delivery:

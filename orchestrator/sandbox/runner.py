@@ -2,8 +2,8 @@
 consumer's code as deployed in a warm worker, and writes what it printed to CloudWatch Logs (moto)
 with Lambda's START / END / REPORT lines. A handler that raises is logged as Lambda logs it and,
 for async invocations, retried twice, as Lambda does. A handler that runs past the function's
-Timeout is stopped, as Lambda stops it. A synchronous call (lambda_sync) gets the function's own
-result back, or its error, once the invocation is logged (aurora_emulation.SyncAnswers).
+Timeout is stopped, as Lambda stops it. A synchronous call (lambda_sync) is answered once the
+invocation is logged: success, or the function's error document (aurora_emulation.SyncAnswers).
 
 `python -m orchestrator.sandbox.runner STATE_DIR` runs it until SIGTERM.
 """

@@ -213,3 +213,13 @@ def test_switching_delivery_under_load_loses_no_change(outbox_sandbox):
     assert len(committed) > 50
     wait_for(lambda: {r["dynamodb"]["Keys"]["airportFrom"]["S"] for r in logged_records(outbox_sandbox, "SWITCH-5")}
              >= set(committed), 60, "every change made across both switches")
+
+
+def test_status_shows_the_lag_of_each_relay(outbox_sandbox, cli):
+    code, out = cli("status", "--config", str(outbox_sandbox))
+    [status] = [o for o in out if o["type"] == "status"]
+    assert code == 0
+    partitions = status["outbox"]["partitions"]
+    assert [p["relay"] for p in partitions] == [0, 1, 2, 3], "four relays unless the config says otherwise"
+    assert all(p["waiting"] >= 0 for p in partitions)
+    assert status["outbox"]["waiting"] == sum(p["waiting"] for p in partitions)

@@ -196,12 +196,13 @@ def test_a_consumer_running_past_its_timeout_fails_the_call(relay):
     relay.execute("DELETE FROM `rds_streams`.`outbox_dead_letters`")
 
 
-def test_with_four_relays_every_keys_changes_arrive_in_commit_order(relay):
-    relay.configure(batch_size=200, max_attempts=3, partitions=4)
-    keys, writers, seconds = 50, 4, 4.0
+def hammer(relay: Relay, marker: str, first_key: int, *, keys: int = 50, writers: int = 4, seconds: float = 4.0,
+           meanwhile: Any = None) -> dict[int, int]:
+    """`writers` connections updating random keys of `keys` for `seconds`; returns each key's last
+    committed version. `meanwhile` runs in this thread while they write. No write may fail."""
     with relay.conn.cursor() as cursor:
-        cursor.executemany("INSERT INTO `hammer` VALUES (%s, 0, 'ORDER-3')", [(1000 + k,) for k in range(keys)])
-    committed: dict[int, int] = {}  # key: the last version committed
+        cursor.executemany("INSERT INTO `hammer` VALUES (%s, 0, %s)", [(first_key + k, marker) for k in range(keys)])
+    committed: dict[int, int] = {}
     failures: list[Exception] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -210,7 +211,7 @@ def test_with_four_relays_every_keys_changes_arrive_in_commit_order(relay):
         rng, conn = random.Random(seed), relay.connect()
         try:
             while time.monotonic() < stop:
-                key = 1000 + rng.randrange(keys)
+                key = first_key + rng.randrange(keys)
                 try:
                     with conn.cursor() as cursor:
                         cursor.execute("UPDATE `hammer` SET `version` = `version` + 1 WHERE `k` = %s", (key,))
@@ -226,16 +227,21 @@ def test_with_four_relays_every_keys_changes_arrive_in_commit_order(relay):
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
     for thread in threads:
         thread.start()
+    if meanwhile:
+        meanwhile()
     for thread in threads:
         thread.join()
     assert failures == [], "no write fails"
-    expected = sum(committed.values())
-    assert expected > 200, "the writers made enough changes to mean something"
+    assert sum(committed.values()) > 200, "the writers made enough changes to mean something"
+    return committed
+
+
+def assert_every_change_in_commit_order(relay: Relay, marker: str, committed: dict[int, int]) -> None:
     wait_for(lambda: _drained(relay), 60, "every change delivered")
-    records = [r for r in relay.records("ORDER-3") if r["eventName"] == "MODIFY"]
     first_seen: dict[str, dict[str, Any]] = {}
-    for record in records:
-        first_seen.setdefault(record["eventID"], record)
+    for record in relay.records(marker):
+        if record["eventName"] == "MODIFY":
+            first_seen.setdefault(record["eventID"], record)
     versions: dict[int, list[int]] = {}
     for record in first_seen.values():
         key = int(record["dynamodb"]["Keys"]["k"]["N"])
@@ -243,6 +249,26 @@ def test_with_four_relays_every_keys_changes_arrive_in_commit_order(relay):
     for key, last in committed.items():
         assert versions.get(key) == list(range(1, last + 1)), f"key {key}: missing or out of commit order"
     assert relay.dead_letters() == []
+
+
+def test_with_four_relays_every_keys_changes_arrive_in_commit_order(relay):
+    relay.configure(batch_size=200, max_attempts=3, partitions=4)
+    relay.execute("UPDATE `rds_streams`.`outbox_relays` SET `delivered` = 0")
+    committed = hammer(relay, "ORDER-3", 1000)
+    assert_every_change_in_commit_order(relay, "ORDER-3", committed)
     assert [p.relay for p in outbox_lag(relay.conn).partitions] == [0, 1, 2, 3]
     # 50 keys over 64 buckets: every relay had keys of its own to deliver.
     assert all(n > 0 for (n,) in relay.execute("SELECT `delivered` FROM `rds_streams`.`outbox_relays` ORDER BY `relay`"))
+
+
+def test_changing_the_number_of_relays_under_load_keeps_every_keys_order(relay):
+    relay.configure(batch_size=200, max_attempts=3, partitions=4)
+
+    def repartition() -> None:
+        for partitions in (2, 3, 1, 4):
+            time.sleep(0.8)
+            relay.configure(batch_size=200, max_attempts=3, partitions=partitions)
+
+    committed = hammer(relay, "REPART-4", 2000, meanwhile=repartition)
+    assert_every_change_in_commit_order(relay, "REPART-4", committed)
+    assert len(outbox_lag(relay.conn).partitions) == 4
