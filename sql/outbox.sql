@@ -61,13 +61,13 @@ CREATE TABLE IF NOT EXISTS `rds_streams`.`outbox_relays`
 
 DROP PROCEDURE IF EXISTS `rds_streams`.`deliver_outbox`;
 
--- Relay `p`: delivers its partition until the outbox has none of its rows left, or, with `linger`
--- (the events), for the rest of its second: waiting rows never wait for the next second's run.
 DELIMITER $$
 CREATE PROCEDURE `rds_streams`.`deliver_outbox`(IN p INT, IN linger BOOLEAN)
     SQL SECURITY DEFINER
 delivery:
 BEGIN
+    -- Relay `p`: delivers its partition until the outbox has none of its rows left, or, with `linger`
+    -- (the events), for the rest of its second: waiting rows never wait for the next second's run.
     DECLARE v_arn VARCHAR(2048);
     DECLARE v_batch_size, v_max_attempts, v_limit, v_scan, v_failures, v_count, v_partitions, v_bucket INT DEFAULT 0;
     DECLARE v_mask BIGINT UNSIGNED DEFAULT 0;
