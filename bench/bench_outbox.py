@@ -177,15 +177,15 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
                 cursor.executemany(INSERT.replace("`routes`", "`flights`.`routes`"), rows)
             while outbox_lag(root).waiting:
                 time.sleep(0.2)
-            lags: list[float] = []
+            samples: list[tuple[float, float | None]] = []  # (seconds since start, oldest row's age or None)
             stop = threading.Event()
 
             def sample() -> None:
                 own = state.root_connection()  # a connection is not shared between threads
                 while not stop.wait(0.25):
-                    lags.append(oldest_waiting_seconds(own) or 0.0)
+                    samples.append((time.time() - start_at, oldest_waiting_seconds(own)))
                     if trace:
-                        print(f"  t={time.time() - start_at:6.2f} s lag {lags[-1]:.3f} s", file=sys.stderr)
+                        print(f"  t={samples[-1][0]:6.2f} s lag {samples[-1][1] or 0.0:.3f} s", file=sys.stderr)
                 own.close()
 
             out: Any = multiprocessing.Queue()
@@ -197,16 +197,15 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
                 proc.start()
             sampler = threading.Thread(target=sample)
             sampler.start()
-            results = [out.get() for _ in procs]
+            results = [out.get() for _ in procs]  # takes a while: the commits travel back pickled
             for proc in procs:
                 proc.join()
-            wrote = time.time() - start_at
+            # From the last commit, not from here: collecting the writers' results takes seconds.
+            wrote = max((at for batch, _ in results for _, _, at in batch[-1:]), default=start_at * 1000) / 1000 - start_at
             drained_at = None
             while drained_at is None and time.time() - start_at < seconds + 300:
-                if oldest_waiting_seconds(root) is None:
-                    drained_at = time.time() - start_at
-                else:
-                    time.sleep(0.1)
+                drained_at = next((t for t, age in list(samples) if t > wrote and age is None), None)
+                time.sleep(0.1)
             stop.set()
             sampler.join()
             time.sleep(1.0)  # the runner's last log write
@@ -220,6 +219,7 @@ def part_two(rate: int, seconds: int, connections: int, lambda_ms: int, partitio
         finally:
             ctx.close()
             subprocess.run([cli, "down", *config_path, "--yes"], capture_output=True)
+    lags = [age or 0.0 for t, age in samples if 0 <= t <= wrote]
     commits = {(key, version): at for batch, _ in results for key, version, at in batch}
     failed_writes = sum(failed for _, failed in results)
     first_seen: dict[str, tuple[int, dict[str, Any]]] = {}
