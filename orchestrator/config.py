@@ -263,8 +263,16 @@ class StreamConfig(_Section):
     tables: tuple[TableConfig, ...] = Field(min_length=1, strict=False)
     # outbox delivery: records per lambda_sync call (the payload also stays under 1 MB), and how often a
     # batch may fail before it is split (a record failing alone then goes to the dead-letter table)
-    batch_size: int = Field(100, ge=1, le=10000)
+    # 10,000: in practice the payload limit (1 MB) fills a batch first under load
+    batch_size: int = Field(10000, ge=1, le=10000)
     max_attempts: int = Field(3, ge=1, le=100)
+    # outbox delivery: relays running in parallel over the key space, each key in one of them, in order
+    # (None: RELAY_PARTITIONS). At most OUTBOX_BUCKETS: a key's bucket is what a relay takes.
+    relay_partitions: int | None = Field(None, ge=1, le=64)
+
+    @property
+    def partitions(self) -> int:
+        return self.relay_partitions or RELAY_PARTITIONS
 
     @field_validator("tables")
     @classmethod
@@ -277,6 +285,17 @@ class StreamConfig(_Section):
         return tables
 
 
+class SandboxConfig(_Section):
+    # the round trip of each emulated lambda_async/lambda_sync call in ms (Aurora's is about 35 ms); 0 keeps
+    # the sandbox fast, 35 makes its figures Aurora's
+    lambda_ms: int = Field(0, ge=0, le=60000)
+
+
+# Chosen for you: on Aurora a relay spends most of its time waiting for lambda_sync's round trip, so a
+# few relays multiply the delivery rate; more than the instance's cores buys little.
+RELAY_PARTITIONS = 4
+
+
 class Config(_Section):
     project: ProjectConfig = ProjectConfig()
     network: NetworkConfig = NetworkConfig()
@@ -284,6 +303,7 @@ class Config(_Section):
     bastion: BastionConfig
     consumer: ConsumerConfig = ConsumerConfig()
     stream: StreamConfig
+    sandbox: SandboxConfig = SandboxConfig()
 
     _source: Path = PrivateAttr(default=Path("config.toml"))
 

@@ -134,5 +134,6 @@ log_retention_days = 7
 [stream]
 delivery = "direct"         # "direct": lambda_async per row (as in the article) | "outbox": transactional, batched
 view_type = "NEW_AND_OLD_IMAGES"   # KEYS_ONLY | NEW_IMAGE | OLD_IMAGE | NEW_AND_OLD_IMAGES
+# relay_partitions = 4             # outbox: parallel relays over the key space, per-key order kept
 
 {tables}"""

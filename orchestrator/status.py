@@ -97,7 +97,9 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
             "started_at": b["started_at"], "finished_at": b["finished_at"]} for b in backfills}
     if lag is not None:
         result["outbox"] = {"delivery": ctx.config.stream.delivery, "waiting": lag.waiting,
-                            "oldest_seconds": lag.oldest_seconds}
+                            "oldest_seconds": lag.oldest_seconds,
+                            "partitions": [{"relay": p.relay, "waiting": p.waiting, "oldest_seconds": p.oldest_seconds}
+                                           for p in lag.partitions]}
         result.setdefault("dead_letters", {})["outbox"] = lag.dead_letters
     result["triggers"] = _triggers(ctx)
     return result
@@ -180,6 +182,9 @@ def _show(report: dict[str, Any], ui: UI) -> None:
         outbox = report["outbox"]
         age = f", oldest {outbox['oldest_seconds']:.1f} s" if outbox["oldest_seconds"] is not None else ""
         ui.text(f"  stream lag ({outbox['delivery']} delivery): {outbox['waiting']} outbox record(s) waiting{age}")
+        for part in outbox.get("partitions", []):
+            age = f", oldest {part['oldest_seconds']:.1f} s" if part["oldest_seconds"] is not None else ""
+            ui.say("    relay {relay}: {waiting} waiting{age}", relay=part["relay"], waiting=part["waiting"], age=age)
     for name, depth in report.get("dead_letters", {}).items():
         ui.text(f"  dead letters ({name.replace('_', ' ')}): {depth}")
     triggers = report.get("triggers")

@@ -107,7 +107,7 @@ class BindSandbox:
         from orchestrator.sandbox.binding import bind_database, trust_key_pair
 
         state = ctx.sandbox_state
-        bind_database(state, ctx.session.credentials("master"), ctx.config.database.name)
+        bind_database(state, ctx.session.credentials("master"), ctx.config.database.name, ctx.config.sandbox.lambda_ms)
         if ctx.config.bastion.mode == "create":
             trust_key_pair(state, ctx.session.private_key())
         # The runner loads the deployed code when it starts: restart it when that code may have changed.
@@ -220,7 +220,7 @@ class InstallOutbox:
 
     def _settings(self, ctx: UpContext) -> dict[str, Any]:
         return {"function_arn": ctx.deployment.function_arn, "batch_size": ctx.config.stream.batch_size,
-                "max_attempts": ctx.config.stream.max_attempts}
+                "max_attempts": ctx.config.stream.max_attempts, "partitions": ctx.config.stream.partitions}
 
     def is_done(self, ctx: UpContext) -> bool:
         from orchestrator.database.outbox import outbox_installed

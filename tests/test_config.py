@@ -121,3 +121,17 @@ def test_bad_config_exits_2_and_names_file_and_key(tmp_path, capsys):
 def test_missing_config_file_exits_2(tmp_path, capsys):
     assert main(["synth", "--config", str(tmp_path / "absent.toml")]) == 2
     assert "no such config file" in capsys.readouterr().err
+
+
+def test_relay_partitions_default_to_four_and_out_of_range_is_refused(tmp_path):
+    assert load_config(write_config(tmp_path, {})).stream.partitions == 4
+    assert load_config(write_config(tmp_path, {"stream": {"relay_partitions": 2}})).stream.partitions == 2
+    message = refused(tmp_path, {"stream": {"relay_partitions": 65}})
+    assert "[stream] relay_partitions" in message and "64" in message
+
+
+def test_sandbox_latency_defaults_to_none_and_negative_is_refused(tmp_path):
+    assert load_config(write_config(tmp_path, {})).sandbox.lambda_ms == 0
+    assert load_config(write_config(tmp_path, {"sandbox": {"lambda_ms": 35}})).sandbox.lambda_ms == 35
+    message = refused(tmp_path, {"sandbox": {"lambda_ms": -1}})
+    assert "[sandbox] lambda_ms" in message

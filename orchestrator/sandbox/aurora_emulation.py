@@ -14,7 +14,7 @@ fails the app user's writes with Aurora's 1227 here as on Aurora (`has_lambda_ac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -77,7 +77,107 @@ def delete_calls(conn: Any, up_to_id: int) -> int:
     return count
 
 
-FAULT_TRIGGER = f"`{SANDBOX_SCHEMA}`.`lambda_calls_fault_switch`"
+def waiting_sync_calls(conn: Any) -> set[int]:
+    """Ids of the lambda_sync calls still queued (a call goes once its caller has read the answer).
+    READ UNCOMMITTED: each is inserted by a statement still running (lambda_sync waits inside it)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        cursor.execute(f"SELECT `id` FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls`")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def fetch_sync_calls(conn: Any, limit: int = 100, skip: Collection[int] = ()) -> list[LambdaCall]:
+    """lambda_sync calls waiting for an answer, oldest first, but those in `skip` and those whose
+    payload is still being written (READ UNCOMMITTED sees a long payload's pages arrive)."""
+    import zlib
+
+    with conn.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        cursor.execute(f"SELECT `id` FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` ORDER BY `id` LIMIT %s", (limit,))
+        wanted = [row[0] for row in cursor.fetchall() if row[0] not in skip]
+        calls = []
+        for call_id in wanted:
+            cursor.execute(
+                f"SELECT `id`, 'RequestResponse', `function_arn`, `payload`, `caller`, `called_at`, `payload_crc` "
+                f"FROM `{SANDBOX_SCHEMA}`.`lambda_sync_calls` WHERE `id` = %s", (call_id,))
+            row = cursor.fetchone()
+            if row and zlib.crc32(row[3].encode("utf-8")) == row[6]:
+                calls.append(LambdaCall(*row[:6]))
+        return calls
+
+
+ANSWER_LOCK = "rds_streams_sandbox_ok_{}"
+ERROR_TABLE = "lambda_error_{}"
+
+
+class SyncAnswers:
+    """The runner's answers to lambda_sync calls, through what a running statement sees at once (see
+    lambda_queue.sql, await_lambda_result): a user lock held for a success, a table whose comment is
+    the error document for a failure. Each answer is withdrawn once its call is gone."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.answered: dict[int, str] = {}
+        self.settle(waiting_sync_calls(conn), stale_tables=True)
+
+    def answer(self, call_id: int, error_document: str | None) -> None:
+        with self.conn.cursor() as cursor:
+            if error_document is None:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (ANSWER_LOCK.format(call_id),))
+                self.answered[call_id] = "lock"
+            else:
+                table = ERROR_TABLE.format(call_id)
+                cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
+                cursor.execute(f"CREATE TABLE `{SANDBOX_SCHEMA}`.`{table}` (`unused` INT) ENGINE = MyISAM COMMENT = %s",
+                               (_fit_comment(error_document),))
+                self.answered[call_id] = "table"
+        self.conn.commit()
+
+    def settle(self, waiting: set[int], stale_tables: bool = False) -> None:
+        """Withdraw the answers whose call is gone (`waiting`: the ids still queued)."""
+        with self.conn.cursor() as cursor:
+            for call_id in [i for i in self.answered if i not in waiting]:
+                if self.answered.pop(call_id) == "lock":
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", (ANSWER_LOCK.format(call_id),))
+                else:
+                    cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{ERROR_TABLE.format(call_id)}`")
+            if stale_tables:  # left by a runner that stopped
+                cursor.execute("SELECT `TABLE_NAME` FROM information_schema.TABLES WHERE `TABLE_SCHEMA` = %s "
+                               "AND `TABLE_NAME` LIKE 'lambda\\_error\\_%%'", (SANDBOX_SCHEMA,))
+                for (table,) in cursor.fetchall():
+                    if int(table.rsplit("_", 1)[1]) not in waiting:
+                        cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
+        self.conn.commit()
+
+
+def _fit_comment(document: str) -> str:
+    """A table comment holds 2,048 characters; the error document is cut to fit, still as JSON."""
+    import json
+
+    if len(document) <= 2048:
+        return document
+    try:
+        error = json.loads(document)
+        return json.dumps({"errorMessage": str(error.get("errorMessage"))[:1800], "errorType": error.get("errorType")})
+    except (json.JSONDecodeError, AttributeError):
+        return document[:2048]
+
+
+def set_latency(conn: Any, lambda_ms: int) -> None:
+    """The latency model: every lambda_async/lambda_sync call costs `lambda_ms` (Aurora: about 35 ms).
+    Read on every call, so it applies at once to sessions already open."""
+    with conn.cursor() as cursor:
+        cursor.execute(f"UPDATE `{SANDBOX_SCHEMA}`.`lambda_settings` SET `lambda_ms` = %s WHERE `id` = 1", (lambda_ms,))
+    conn.commit()
+
+
+def latency(conn: Any) -> int:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT `lambda_ms` FROM `{SANDBOX_SCHEMA}`.`lambda_settings` WHERE `id` = 1")
+        return int(cursor.fetchone()[0])
+
+
+FAULT_TRIGGERS = (f"`{SANDBOX_SCHEMA}`.`lambda_calls_fault_switch`", f"`{SANDBOX_SCHEMA}`.`lambda_sync_calls_fault_switch`")
 
 
 def inject_fault(conn: Any, *, reason: str = DEFAULT_FAULT_REASON, function_arn: str | None = None,
@@ -115,6 +215,7 @@ def _sync_fault_trigger(conn: Any) -> None:
         cursor.execute(f"SELECT COUNT(*) FROM `{SANDBOX_SCHEMA}`.`lambda_faults`")
         faults = cursor.fetchone()[0]
         if not faults:
-            cursor.execute(f"DROP TRIGGER IF EXISTS {FAULT_TRIGGER}")
+            for trigger in FAULT_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     if faults:
         run_script(conn, sql_text("sandbox/lambda_faults_trigger.sql"))

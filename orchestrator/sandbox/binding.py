@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.database.credentials import Credentials
 from orchestrator.database.sqltext import quote_identifier
-from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, install_emulation
+from orchestrator.sandbox.aurora_emulation import LAMBDA_ROLE, install_emulation, set_latency
 from orchestrator.sandbox.state import SandboxState
 from orchestrator.verify.canary import CANARY_SCHEMA
 
@@ -23,13 +23,15 @@ def ensure_master_user(root: Any, master: Credentials) -> None:
         cursor.execute(f"GRANT {quote_identifier(LAMBDA_ROLE)} TO %s@'%%' WITH ADMIN OPTION", (master.username,))
 
 
-def bind_database(state: SandboxState, master: Credentials, database: str) -> None:
+def bind_database(state: SandboxState, master: Credentials, database: str, lambda_ms: int = 0) -> None:
+    """`lambda_ms`: the latency model's round trip per Lambda call (config `sandbox.lambda_ms`)."""
     root = state.root_connection()
     try:
         with root.cursor() as cursor:
             for schema in (database, CANARY_SCHEMA):
                 cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(schema)} CHARACTER SET utf8mb4")
         install_emulation(root, [database, CANARY_SCHEMA])
+        set_latency(root, lambda_ms)
         ensure_master_user(root, master)
     finally:
         root.close()

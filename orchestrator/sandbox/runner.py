@@ -1,7 +1,9 @@
 """The sandbox's stand-in for Lambda: drains the emulated invocation queue in MariaDB, runs the
 consumer's code as deployed in a warm worker, and writes what it printed to CloudWatch Logs (moto)
 with Lambda's START / END / REPORT lines. A handler that raises is logged as Lambda logs it and,
-for async invocations, retried twice, as Lambda does.
+for async invocations, retried twice, as Lambda does. A handler that runs past the function's
+Timeout is stopped, as Lambda stops it. A synchronous call (lambda_sync) is answered once the
+invocation is logged: success, or the function's error document (aurora_emulation.SyncAnswers).
 
 `python -m orchestrator.sandbox.runner STATE_DIR` runs it until SIGTERM.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -20,7 +23,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestrator.sandbox.aurora_emulation import LambdaCall, delete_calls, fetch_calls
+from orchestrator.sandbox.aurora_emulation import (
+    LambdaCall,
+    SyncAnswers,
+    delete_calls,
+    fetch_calls,
+    fetch_sync_calls,
+    waiting_sync_calls,
+)
 from orchestrator.sandbox.function_code import DeployedFunction, deployed_function, prepare
 
 ASYNC_ATTEMPTS = 3       # the call and Lambda's two retries
@@ -87,21 +97,34 @@ class Worker:
         request = {"request_id": request_id, "payload": payload, "function_name": self.code.name,
                    "function_arn": self.code.arn, "memory_mb": self.code.memory_mb, "timeout_s": self.code.timeout_s}
         assert process.stdin and process.stdout
+        started = time.perf_counter()
         try:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
-            line = process.stdout.readline()
+            ready, _, _ = select.select([process.stdout], [], [], self.code.timeout_s)
+            line = process.stdout.readline() if ready else None
         except BrokenPipeError:
             line = ""
+        if line is None:
+            # Lambda stops a handler at its Timeout; so does the sandbox, and the next call gets a fresh runtime.
+            self.stop(kill=True)
+            self.process = None
+            message = (f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}.000Z {request_id} "
+                       f"Task timed out after {self.code.timeout_s:.2f} seconds")
+            return {"error": {"errorType": "Sandbox.Timedout", "errorMessage": message}, "output": message,
+                    "duration_ms": (time.perf_counter() - started) * 1000, "timed_out": True}
         if not line:
             self.process = None
             return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "the runtime exited"},
                     "output": "", "duration_ms": 0.0}
         return json.loads(line)
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             self.process.wait(timeout=5)
 
 
@@ -126,7 +149,7 @@ class LogWriter:
     def lines(self, code: DeployedFunction, request_id: str, reply: dict[str, Any]) -> list[str]:
         lines = [f"START RequestId: {request_id} Version: $LATEST"]
         lines += [line for line in reply.get("output", "").splitlines() if line]
-        if reply.get("error"):
+        if reply.get("error") and not reply.get("timed_out"):  # a timeout's line is its output
             error = reply["error"]
             lines.append(f"[ERROR] {error['errorType']}: {error['errorMessage']}\n{error.get('trace', '')}".rstrip())
         duration = reply.get("duration_ms", 0.0)
@@ -192,12 +215,14 @@ class Runner:
             self.workers[arn] = worker
         return self.workers[arn]
 
-    def handle(self, call: LambdaCall, pending: dict[str, list[tuple[int, str]]]) -> None:
-        """Run one queued call (with Lambda's retries for async ones); its log lines go to `pending`."""
+    def handle(self, call: LambdaCall, pending: dict[str, list[tuple[int, str]]]) -> dict[str, Any]:
+        """Run one queued call (with Lambda's retries for async ones); its log lines go to `pending`.
+        Returns the last attempt's reply."""
         worker = self.worker_for(call.function_arn)
         if worker is None:
             print(f"runner: no deployed function for {call.function_arn}; call {call.id} dropped", file=sys.stderr)
-            return
+            return {"error": {"errorType": "ResourceNotFoundException",
+                              "errorMessage": f"Function not found: {call.function_arn}"}}
         request_id = str(uuid.uuid4())
         attempts = ASYNC_ATTEMPTS if call.invocation_type == "Event" else 1
         for attempt in range(attempts):
@@ -206,23 +231,28 @@ class Runner:
             pending.setdefault(worker.code.name, []).extend(
                 (now, line) for line in self.log.lines(worker.code, request_id, reply))
             if not reply.get("error"):
-                return
+                return reply
             if attempt + 1 < attempts and self.stopping.wait(RETRY_DELAY * (attempt + 1)):
-                return
+                return reply
         if call.invocation_type == "Event" and self.dead_letter_url:
             self.sqs.send_message(QueueUrl=self.dead_letter_url, MessageBody=failure_destination_record(
                 worker.code, request_id, call.payload, reply, attempts))
+        return reply
 
     def run(self) -> None:
         conn = self.connect()
+        answers = SyncAnswers(conn)
         try:
             while not self.stopping.is_set():
+                answers.settle(waiting_sync_calls(conn))
+                sync_calls = fetch_sync_calls(conn, skip=answers.answered)
                 calls = fetch_calls(conn, after_id=0, limit=200)
-                if not calls:
+                if not calls and not sync_calls:
                     self.stopping.wait(IDLE_POLL)
                     continue
                 pending: dict[str, list[tuple[int, str]]] = {}
                 try:
+                    replies = [(call, self.handle(call, pending)) for call in sync_calls]
                     for call in calls:
                         self.handle(call, pending)
                 except Exception as err:  # the code could not be made ready (say moto's S3 hiccuped):
@@ -232,13 +262,25 @@ class Runner:
                     continue
                 for function, lines in pending.items():
                     self.log.write(function, lines)
+                # Answered only once logged: the relay deletes what lambda_sync confirms.
+                for call, reply in replies:
+                    answers.answer(call.id, error_document(reply))
                 # Gone only once logged: a runner killed mid-batch runs those calls again (at least once).
-                delete_calls(conn, calls[-1].id)
+                if calls:
+                    delete_calls(conn, calls[-1].id)
         finally:
             for worker in self.workers.values():
                 if worker:
                     worker.stop()
             conn.close()
+
+
+def error_document(reply: dict[str, Any]) -> str | None:
+    """The error document a synchronous Invoke returns when the function failed (FunctionError), else None."""
+    error = reply.get("error")
+    if not error:
+        return None
+    return json.dumps({"errorMessage": error.get("errorMessage"), "errorType": error.get("errorType")})
 
 
 def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:

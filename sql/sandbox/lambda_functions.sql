@@ -37,21 +37,25 @@ BEGIN
     SET handed_over = ISNULL(@rds_streams_sandbox_arn := function_arn) + ISNULL(@rds_streams_sandbox_payload := payload);
     INSERT INTO `rds_streams_sandbox`.`lambda_calls` (`invocation_type`, `function_arn`, `payload`, `caller`, `called_at`)
         VALUES ('Event', @rds_streams_sandbox_arn, @rds_streams_sandbox_payload, CURRENT_USER(), SYSDATE(6));
+    -- The latency model: Aurora's call costs its round trip inside the writer's statement. Tested
+    -- here first so a call costs one primary-key read, not a nested routine call, while it is off.
+    IF (SELECT `lambda_ms` FROM `rds_streams_sandbox`.`lambda_settings` WHERE `id` = 1) > 0 THEN
+        CALL `rds_streams_sandbox`.`lambda_round_trip`();
+    END IF;
     -- Aurora's lambda_async returns NULL; clearing the variable frees the session's copy.
     RETURN (@rds_streams_sandbox_payload := NULL);
 END$$
 
--- The emulation cannot wait for the function's own response (the runner executes it later), so it
--- answers with what a successful synchronous Invoke reports.
+-- Waits for the runner to run the function, as Aurora's does: a function that raises or times out
+-- fails the call with ERROR 1873 carrying its error document (await_lambda_result).
 CREATE OR REPLACE FUNCTION `lambda_sync`(
     function_arn VARCHAR(2048) CHARACTER SET utf8mb4, payload LONGTEXT CHARACTER SET utf8mb4
 )
     RETURNS LONGTEXT CHARACTER SET utf8mb4
     NOT DETERMINISTIC MODIFIES SQL DATA SQL SECURITY INVOKER
 BEGIN
-    DECLARE call_id BIGINT DEFAULT `rds_streams_sandbox`.`invoke_lambda`('RequestResponse', function_arn, payload);
-    -- call_id + 0: JSON_OBJECT quotes a bare routine variable as a string.
-    RETURN JSON_OBJECT('StatusCode', 200, 'ExecutedVersion', '$LATEST', 'rdsStreamsSandboxCallId', call_id + 0);
+    DECLARE call_id BIGINT UNSIGNED DEFAULT `rds_streams_sandbox`.`invoke_lambda_sync`(function_arn, payload);
+    RETURN `rds_streams_sandbox`.`await_lambda_result`(call_id);
 END$$
 
 DELIMITER ;

@@ -104,5 +104,6 @@ def stream_db(mariadb_server: MariaDBServer) -> Iterator[StreamDb]:
     with conn.cursor() as cursor:
         cursor.execute("DELETE FROM rds_streams_sandbox.lambda_faults")
         cursor.execute("DROP TRIGGER IF EXISTS rds_streams_sandbox.lambda_calls_fault_switch")
+        cursor.execute("DROP TRIGGER IF EXISTS rds_streams_sandbox.lambda_sync_calls_fault_switch")
         cursor.execute(f"DROP DATABASE `{schema}`")
     conn.close()

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pymysql
 import pytest
 
 from orchestrator.config import Dialect
-from orchestrator.sandbox.aurora_emulation import clear_faults, fetch_calls, inject_fault
+from orchestrator.sandbox.aurora_emulation import (
+    LambdaCall,
+    SyncAnswers,
+    clear_faults,
+    fetch_calls,
+    fetch_sync_calls,
+    inject_fault,
+    latency,
+    set_latency,
+)
 from tests.database.conftest import FUNCTION_ARN, StreamDb
 
 ACCESS_DENIED = "Access denied; you need (at least one of) the Invoke Lambda privilege(s) for this operation"
@@ -132,8 +144,85 @@ def test_v2_dialect_triggers_call_the_native_lambda_async_not_the_deprecated_pro
     assert [r["eventName"] for r in items.new_records()] == ["INSERT", "MODIFY", "REMOVE"]
 
 
-def test_lambda_sync_queues_the_call_and_returns_json(items: StreamDb) -> None:
-    result = items.query("SELECT lambda_sync(%s, %s) AS r", (FUNCTION_ARN, '{"ping": 1}'))[0]["r"]
-    assert json.loads(result)["StatusCode"] == 200
-    [call] = fetch_calls(items.conn, items.seen_call_id)
-    assert (call.invocation_type, json.loads(call.payload)) == ("RequestResponse", {"ping": 1})
+def _call_sync(items: StreamDb, payload: str, outcome: dict[str, Any]) -> threading.Thread:
+    """lambda_sync from its own session (it waits inside its statement), its result or error into `outcome`."""
+    conn = items.connect()
+
+    def call() -> None:
+        started = time.monotonic()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT lambda_sync(%s, %s)", (FUNCTION_ARN, payload))
+                outcome["result"] = cursor.fetchone()[0]
+        except pymysql.err.OperationalError as err:
+            outcome["error"] = err.args
+        outcome["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread
+
+
+def _waiting_call(items: StreamDb, payload: str) -> LambdaCall:
+    """The lambda_sync call carrying `payload`, as the runner sees it (it is not committed yet)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [c for c in fetch_sync_calls(items.conn) if c.payload == payload]
+        if found:
+            return found[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no lambda_sync call with {payload} reached the queue")
+
+
+def test_lambda_sync_waits_for_the_function_and_succeeds_only_when_it_did(items: StreamDb) -> None:
+    answers, outcome = SyncAnswers(items.conn), {}
+    thread = _call_sync(items, '{"ping": 1}', outcome)
+    call = _waiting_call(items, '{"ping": 1}')
+    time.sleep(0.3)
+    returned_early = dict(outcome)
+    answers.answer(call.id, None)
+    thread.join(10)
+    assert returned_early == {}, "lambda_sync returned before the function ran"
+    assert (call.invocation_type, call.function_arn, call.caller.split("@")[0]) == ("RequestResponse", FUNCTION_ARN, "root")
+    assert json.loads(outcome["result"])["StatusCode"] == 200 and outcome["seconds"] >= 0.3
+    assert fetch_sync_calls(items.conn) == [], "the caller takes its answered call off the queue"
+    answers.settle(set())
+
+
+def test_lambda_sync_fails_with_auroras_error_and_the_functions_error_document(items: StreamDb) -> None:
+    answers, outcome = SyncAnswers(items.conn), {}
+    thread = _call_sync(items, '{"ping": 2}', outcome)
+    call = _waiting_call(items, '{"ping": 2}')
+    answers.answer(call.id, json.dumps({"errorMessage": "cannot take this record", "errorType": "ValueError"}))
+    thread.join(10)
+    errno, message = outcome["error"]
+    assert errno == 1873 and message.startswith("Lambda API returned error: Unhandled. ")
+    assert json.loads(message.split(". ", 1)[1]) == {"errorMessage": "cannot take this record", "errorType": "ValueError"}
+    assert fetch_sync_calls(items.conn) == [], "the failed statement takes its call back"
+    answers.settle(set())
+
+
+def test_lambda_sync_fails_when_no_runner_answers(items: StreamDb) -> None:
+    items.execute("UPDATE rds_streams_sandbox.lambda_settings SET sync_wait_s = 1")
+    try:
+        outcome: dict[str, Any] = {}
+        _call_sync(items, '{"ping": 3}', outcome).join(10)
+    finally:
+        items.execute("UPDATE rds_streams_sandbox.lambda_settings SET sync_wait_s = DEFAULT")
+    assert outcome["error"][0] == 1873 and "No response" in outcome["error"][1] and outcome["seconds"] >= 1
+
+
+def test_the_latency_model_makes_each_direct_write_pay_the_round_trip(items: StreamDb) -> None:
+    items.install(["items"])
+    set_latency(items.conn, 80)
+    try:
+        started = time.monotonic()
+        items.execute("INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        slowed = time.monotonic() - started
+    finally:
+        set_latency(items.conn, 0)
+    assert slowed >= 3 * 0.08, "three rows, three lambda_async calls inside the writer's statement"
+    assert latency(items.conn) == 0
+    assert len(items.new_records()) == 3
+
+
