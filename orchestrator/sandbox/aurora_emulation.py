@@ -108,30 +108,38 @@ def fetch_sync_calls(conn: Any, limit: int = 100, skip: Collection[int] = ()) ->
 
 ANSWER_LOCK = "rds_streams_sandbox_ok_{}"
 ERROR_TABLE = "lambda_error_{}"
+RESULT_TABLE = "lambda_result_{}"
+COMMENT_LIMIT = 2048
 
 
 class SyncAnswers:
     """The runner's answers to lambda_sync calls, through what a running statement sees at once (see
-    lambda_queue.sql, await_lambda_result): a user lock held for a success, a table whose comment is
-    the error document for a failure. Each answer is withdrawn once its call is gone."""
+    lambda_queue.sql, await_lambda_result): a user lock held for a success (after a table whose comment
+    is the function's response, when it fits), a table whose comment is the error document for a
+    failure. Each answer is withdrawn once its call is gone."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.answered: dict[int, str] = {}
         self.settle(waiting_sync_calls(conn), stale_tables=True)
 
-    def answer(self, call_id: int, error_document: str | None) -> None:
+    def answer(self, call_id: int, error_document: str | None, response: str | None = None) -> None:
         with self.conn.cursor() as cursor:
             if error_document is None:
+                if response is not None and len(response) <= COMMENT_LIMIT:
+                    self._comment_table(cursor, RESULT_TABLE.format(call_id), response)
                 cursor.execute("SELECT GET_LOCK(%s, 0)", (ANSWER_LOCK.format(call_id),))
                 self.answered[call_id] = "lock"
             else:
-                table = ERROR_TABLE.format(call_id)
-                cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
-                cursor.execute(f"CREATE TABLE `{SANDBOX_SCHEMA}`.`{table}` (`unused` INT) ENGINE = MyISAM COMMENT = %s",
-                               (_fit_comment(error_document),))
+                self._comment_table(cursor, ERROR_TABLE.format(call_id), _fit_comment(error_document))
                 self.answered[call_id] = "table"
         self.conn.commit()
+
+    @staticmethod
+    def _comment_table(cursor: Any, table: str, comment: str) -> None:
+        cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
+        cursor.execute(f"CREATE TABLE `{SANDBOX_SCHEMA}`.`{table}` (`unused` INT) ENGINE = MyISAM COMMENT = %s",
+                       (comment,))
 
     def settle(self, waiting: set[int], stale_tables: bool = False) -> None:
         """Withdraw the answers whose call is gone (`waiting`: the ids still queued)."""
@@ -139,11 +147,13 @@ class SyncAnswers:
             for call_id in [i for i in self.answered if i not in waiting]:
                 if self.answered.pop(call_id) == "lock":
                     cursor.execute("SELECT RELEASE_LOCK(%s)", (ANSWER_LOCK.format(call_id),))
+                    cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{RESULT_TABLE.format(call_id)}`")
                 else:
                     cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{ERROR_TABLE.format(call_id)}`")
             if stale_tables:  # left by a runner that stopped
                 cursor.execute("SELECT `TABLE_NAME` FROM information_schema.TABLES WHERE `TABLE_SCHEMA` = %s "
-                               "AND `TABLE_NAME` LIKE 'lambda\\_error\\_%%'", (SANDBOX_SCHEMA,))
+                               "AND (`TABLE_NAME` LIKE 'lambda\\_error\\_%%' OR `TABLE_NAME` LIKE 'lambda\\_result\\_%%')",
+                               (SANDBOX_SCHEMA,))
                 for (table,) in cursor.fetchall():
                     if int(table.rsplit("_", 1)[1]) not in waiting:
                         cursor.execute(f"DROP TABLE IF EXISTS `{SANDBOX_SCHEMA}`.`{table}`")
@@ -154,7 +164,7 @@ def _fit_comment(document: str) -> str:
     """A table comment holds 2,048 characters; the error document is cut to fit, still as JSON."""
     import json
 
-    if len(document) <= 2048:
+    if len(document) <= COMMENT_LIMIT:
         return document
     try:
         error = json.loads(document)

@@ -264,7 +264,7 @@ class Runner:
                     self.log.write(function, lines)
                 # Answered only once logged: the relay deletes what lambda_sync confirms.
                 for call, reply in replies:
-                    answers.answer(call.id, error_document(reply))
+                    answers.answer(call.id, error_document(reply), response_document(reply))
                 # Gone only once logged: a runner killed mid-batch runs those calls again (at least once).
                 if calls:
                     delete_calls(conn, calls[-1].id)
@@ -281,6 +281,13 @@ def error_document(reply: dict[str, Any]) -> str | None:
     if not error:
         return None
     return json.dumps({"errorMessage": error.get("errorMessage"), "errorType": error.get("errorType")})
+
+
+def response_document(reply: dict[str, Any]) -> str | None:
+    """What a successful synchronous Invoke returns: the function's return value as JSON."""
+    if reply.get("error"):
+        return None
+    return json.dumps(reply.get("result"), default=str, separators=(",", ":"))
 
 
 def _dead_letter_url(cfn: Any, consumer_stack: str) -> str | None:

@@ -75,8 +75,10 @@ BEGIN
 END$$
 
 -- lambda_sync's wait for the runner's answer. For the same reason as above, the answer cannot come
--- through a table: the runner answers through what a running statement does see at once. Success:
--- it holds the user lock `rds_streams_sandbox_ok_<call id>`. Failure (the function raised or ran past
+-- through a table's rows: the runner answers through what a running statement does see at once.
+-- Success: it holds the user lock `rds_streams_sandbox_ok_<call id>`, having first created the empty
+-- table `lambda_result_<call id>` whose comment is the function's response (its return value as JSON,
+-- what Aurora's lambda_sync returns), when that fits a comment's 2,048 characters. Failure (the function raised or ran past
 -- its Timeout, Lambda's FunctionError "Unhandled"): it creates the empty table `lambda_error_<call
 -- id>` whose comment is the function's error document, read from information_schema (built afresh
 -- on every read). Either way the call fails as Aurora's does, with ERROR 1873, when nobody answers
@@ -89,6 +91,8 @@ BEGIN
     DECLARE failure VARCHAR(512) CHARACTER SET utf8mb4;
     DECLARE ok_lock VARCHAR(64) CHARACTER SET utf8mb4 DEFAULT CONCAT('rds_streams_sandbox_ok_', waited_call_id);
     DECLARE error_table VARCHAR(64) CHARACTER SET utf8mb4 DEFAULT CONCAT('lambda_error_', waited_call_id);
+    DECLARE result_table VARCHAR(64) CHARACTER SET utf8mb4 DEFAULT CONCAT('lambda_result_', waited_call_id);
+    DECLARE response VARCHAR(2048) CHARACTER SET utf8mb4;
     -- SYSDATE, not NOW: NOW() stands still for the whole statement.
     DECLARE give_up_at DATETIME(6) DEFAULT SYSDATE(6) + INTERVAL
         (SELECT `sync_wait_s` FROM `rds_streams_sandbox`.`lambda_settings` WHERE `id` = 1) SECOND;
@@ -114,8 +118,10 @@ BEGIN
         DO SLEEP(0.002);
     END LOOP waiting;
     DELETE FROM `rds_streams_sandbox`.`lambda_sync_calls` WHERE `id` = waited_call_id;
-    -- What a successful synchronous Invoke reports (the response body itself has no way back here).
-    RETURN JSON_OBJECT('StatusCode', 200, 'ExecutedVersion', '$LATEST');
+    SET response = (SELECT `TABLE_COMMENT` FROM `information_schema`.`TABLES`
+                    WHERE `TABLE_SCHEMA` = 'rds_streams_sandbox' AND `TABLE_NAME` = result_table);
+    -- The function's response; one too long for the way back: what a successful Invoke reports.
+    RETURN COALESCE(response, JSON_OBJECT('StatusCode', 200, 'ExecutedVersion', '$LATEST'));
 END$$
 
 -- Whether AWS_LAMBDA_ACCESS is active for `caller` (user@host), as Aurora MySQL 3 decides it. In the

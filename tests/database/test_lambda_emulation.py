@@ -189,6 +189,19 @@ def test_lambda_sync_waits_for_the_function_and_succeeds_only_when_it_did(items:
     answers.settle(set())
 
 
+def test_lambda_sync_returns_the_functions_own_response(items: StreamDb) -> None:
+    answers, outcome = SyncAnswers(items.conn), {}
+    thread = _call_sync(items, '{"ping": 3}', outcome)
+    call = _waiting_call(items, '{"ping": 3}')
+    answers.answer(call.id, None, json.dumps({"records": 1, "note": "ok"}))
+    thread.join(10)
+    assert json.loads(outcome["result"]) == {"records": 1, "note": "ok"}
+    answers.settle(set())
+    with items.conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME LIKE 'lambda\\_result\\_%%'")
+        assert cursor.fetchone()[0] == 0, "the answer is withdrawn with its call"
+
+
 def test_lambda_sync_fails_with_auroras_error_and_the_functions_error_document(items: StreamDb) -> None:
     answers, outcome = SyncAnswers(items.conn), {}
     thread = _call_sync(items, '{"ping": 2}', outcome)
