@@ -63,6 +63,13 @@ class Deployment:
         return f"arn:aws:rds:{self.region}:{self.account_id}:cluster:{self.cluster_id}/stream/{{schema}}.{{table}}"
 
 
+def _require_outputs(config: Config, outputs: dict[str, dict[str, str]], needed: dict[str, tuple[str, ...]]) -> None:
+    missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
+    if missing:
+        raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",
+                              hint="run `rds-streams up` so the stacks are updated to this version's templates")
+
+
 def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: AwsClients,
                      sandbox: Any | None = None, *, attached: Any | None = None) -> Deployment:
     if attached is not None:
@@ -71,10 +78,7 @@ def build_deployment(config: Config, outputs: dict[str, dict[str, str]], aws: Aw
     needed = {"database": ("ClusterIdentifier", "ClusterEndpoint", "ClusterPort", "MasterSecretArn", "AppSecretArn",
                            "BastionInstanceId", "KeyPairId") + (() if sandbox else ("BastionPublicIp",)),
               "consumer": ("FunctionArn", "LogGroupName")}
-    missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
-    if missing:
-        raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",
-                              hint="run `rds-streams up` so the stacks are updated to this version's templates")
+    _require_outputs(config, outputs, needed)
     function_arn = consumer["FunctionArn"]
     common = dict(
         target=config.project.target, region=config.project.region, account_id=function_arn.split(":")[4],
@@ -100,10 +104,7 @@ def _attached_deployment(config: Config, outputs: dict[str, dict[str, str]], clu
     needed = {"attachment": ("AppSecretArn",) + (("BastionInstanceId", "KeyPairId") if mode == "create" else ())
               + (("BastionPublicIp",) if mode == "create" and not sandbox else ()),
               "consumer": ("FunctionArn", "LogGroupName")}
-    missing = [f"{config.stack_name(k)}.{o}" for k, names in needed.items() for o in names if not outputs[k].get(o)]
-    if missing:
-        raise OperationFailed(f"the stacks lack outputs the database steps need: {', '.join(missing)}",
-                              hint="run `rds-streams up` so the stacks are updated to this version's templates")
+    _require_outputs(config, outputs, needed)
     function_arn = consumer["FunctionArn"]
     common: dict[str, Any] = dict(
         target=config.project.target, region=config.project.region, account_id=function_arn.split(":")[4],
@@ -111,6 +112,7 @@ def _attached_deployment(config: Config, outputs: dict[str, dict[str, str]], clu
         app_secret_arn=attachment["AppSecretArn"], function_arn=function_arn, log_group=consumer["LogGroupName"],
         db_host="127.0.0.1" if sandbox else cluster.endpoint, db_port=sandbox.mariadb_port if sandbox else cluster.port,
         bastion_instance_id=attachment.get("BastionInstanceId", ""), key_pair_id=attachment.get("KeyPairId", ""),
+        sink=sink_ref(consumer),
     )
     if mode == "none":
         return Deployment(**common, bastion_host="", bastion_port=0, bastion_user="", reach="direct")
