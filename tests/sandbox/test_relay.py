@@ -1,6 +1,6 @@
 """The outbox relays against a consumer of our own: real MariaDB (event scheduler, outbox, Aurora
 emulation), the real Lambda runner and worker, moto's CloudWatch Logs. Only CloudFormation's
-GetTemplate, which hands the runner the consumer's code, is stubbed (botocore Stubber): deploying a
+GetTemplate and DescribeStacks, which hand the runner the consumer's code, are stubbed (botocore Stubber): deploying a
 function whose code raises on purpose would need a consumer source option the sandbox has not got.
 
 A consumer that raises for one record, or runs past its Timeout, fails lambda_sync as Aurora's does;
@@ -112,6 +112,9 @@ def relay() -> Iterator[Relay]:
         "FunctionName": FUNCTION, "Handler": "index.handler", "Code": {"ZipFile": CONSUMER}, "Timeout": TIMEOUT_S}}}}
     stubber = Stubber(cfn)
     stubber.add_response("get_template", {"TemplateBody": json.dumps(template)}, {"StackName": "relay-consumer"})
+    stubber.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "relay-consumer", "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/relay-consumer/1",
+        "CreationTime": "2026-12-03T00:00:00Z", "StackStatus": "CREATE_COMPLETE"}]}, {"StackName": "relay-consumer"})
     stubber.activate()
 
     folder = Path(tempfile.mkdtemp(prefix="rds-streams-relay-"))
