@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from orchestrator.config import load_config
 from orchestrator.sandbox.manager import Sandbox
 from orchestrator.sandbox.processes import pid_alive, read_pid
-from tests.sandbox.conftest import local_config
+from tests.sandbox.conftest import local_config, wait_for
 
 
 def test_down_leaves_alone_a_strangers_process_that_reuses_a_recorded_pid(tmp_path):
     stranger = subprocess.Popen(["sleep", "60"])
+    # Until it has exec'd, the child's command line is ours (or empty, which read_pid trusts).
+    wait_for(lambda: Path(f"/proc/{stranger.pid}/cmdline").read_bytes().startswith(b"sleep\0") or None, 5,
+             "the stranger to be running sleep")
     try:
         root = tmp_path / ".rds-streams"
         for folder in (root, root / "mariadb", root / "sshd"):
