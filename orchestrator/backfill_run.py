@@ -21,7 +21,7 @@ def backfill_command(config: Config, ui: UI, cancel: CancelToken, tables: Sequen
                      options: BackfillOptions) -> list[BackfillState]:
     """The command: against what `up` deployed (read from the real world; it starts nothing)."""
     from orchestrator.lifecycle import context_for
-    from orchestrator.up_steps import streamed_tables
+    from orchestrator.stream_context import streamed_tables
 
     known = streamed_tables(config)
     unknown = [t for t in tables if t not in known]
@@ -39,7 +39,7 @@ def backfill_tables(ctx: Any, tables: Sequence[str], options: BackfillOptions) -
     """Backfill `tables` of the user's schema, in order, on a connection of their own."""
     from orchestrator.database import backfill
     from orchestrator.database.catalog import read_table_shape
-    from orchestrator.up_steps import stream_settings
+    from orchestrator.stream_context import stream_settings
 
     config, ui = ctx.config, ctx.ui
     _require_triggers(ctx, tables)
@@ -101,7 +101,7 @@ _CONNECTION_LOST = frozenset({2003, 2006, 2013, 2055})
 
 def _require_triggers(ctx: Any, tables: Sequence[str]) -> None:
     """Live changes must already be captured: the snapshot is only consistent interleaved with them."""
-    from orchestrator.up_steps import streamed_drift
+    from orchestrator.stream_context import streamed_drift
 
     schema = ctx.config.database.name
     off = [d.table for d in streamed_drift(ctx) if d.schema == schema and d.table in tables and not d.in_sync]

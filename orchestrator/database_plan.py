@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import OperationFailed
-from orchestrator.up_steps import UpContext, grant_plan, login_check, stream_settings, streamed
+from orchestrator.stream_context import grant_plan, login_check, stream_settings, streamed
+from orchestrator.up_steps import UpContext
 
 
 def plan_database(ctx: UpContext) -> bool:

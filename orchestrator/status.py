@@ -52,7 +52,7 @@ def _database(ctx: Any, dead: list[str]) -> dict[str, Any]:
     from orchestrator.database.backfill import read_all_states
     from orchestrator.database.outbox import outbox_lag
     from orchestrator.database.trigger_health import failing_tables
-    from orchestrator.up_steps import cascade_report
+    from orchestrator.stream_context import cascade_report
 
     try:
         d = ctx.deployment
@@ -109,7 +109,7 @@ def _triggers(ctx: Any) -> dict[str, Any]:
     """Each streamed table's triggers (and ours left on tables no longer streamed). Read per schema;
     if that fails, one table at a time, so an error on one table is that table's line alone."""
     from orchestrator.database.trigger_install import trigger_drift
-    from orchestrator.up_steps import stream_settings, streamed
+    from orchestrator.stream_context import stream_settings, streamed
 
     settings = stream_settings(ctx)
     tables: dict[str, Any] = {}

@@ -112,7 +112,7 @@ def _probe(ctx: Any, target: str, wait: float) -> CheckResult:
 
 def _cascades(ctx: Any) -> CheckResult:
     """Which chains of cascading foreign keys the triggers emit (a refused one fails the check)."""
-    from orchestrator.up_steps import cascade_report
+    from orchestrator.stream_context import cascade_report
 
     paths = cascade_report(ctx)
     return CheckResult("cascade paths covered", True,
@@ -120,7 +120,7 @@ def _cascades(ctx: Any) -> CheckResult:
 
 
 def _drift(ctx: Any) -> CheckResult:
-    from orchestrator.up_steps import streamed_drift
+    from orchestrator.stream_context import streamed_drift
 
     drift = streamed_drift(ctx)
     problems = [f"{d.schema}.{d.table}: " + "; ".join(
