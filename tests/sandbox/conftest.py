@@ -31,24 +31,29 @@ def local_sandbox(tmp_path: Path) -> Any:
     Sandbox(load_config(config_path)).stop()
 
 
-def logged_records(config_path: Path, term: str) -> list[dict[str, Any]]:
-    """Change records in the consumer's log whose line contains `term`, in the order they were logged."""
+def logged_lines(config_path: Path, term: str) -> list[dict[str, Any]]:
+    """The JSON objects the consumer logged on lines containing `term` (a plain word or a quoted
+    phrase), in the order they were logged."""
     from orchestrator.config import load_config
     from orchestrator.database.probe import filter_events
     from orchestrator.sandbox.manager import Sandbox
 
     config = load_config(config_path)
     logs = Sandbox(config).state().aws().client("logs")
-    events = filter_events(logs, f"/aws/lambda/{config.consumer.function_name}", f'"{term}"', 0)
-    records = []
-    for event in events:
+    lines = []
+    for event in filter_events(logs, f"/aws/lambda/{config.consumer.function_name}", term, 0):
         try:
-            record = json.loads(event["message"])
+            line = json.loads(event["message"])
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and "eventName" in record:
-            records.append(record)
-    return records
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
+
+
+def logged_records(config_path: Path, term: str) -> list[dict[str, Any]]:
+    """Change records in the consumer's log whose line contains `term`, in the order they were logged."""
+    return [line for line in logged_lines(config_path, f'"{term}"') if "eventName" in line]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -10,7 +10,6 @@ the sandbox's private environment.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from tests.database.consumers import consume
 from tests.factories import write_consumer, write_wheel
-from tests.sandbox.conftest import local_config, logged_records, root_connection, wait_for
+from tests.sandbox.conftest import local_config, logged_lines, logged_records, root_connection, wait_for
 
 HANDLER = '''import json
 
@@ -37,21 +36,7 @@ def handler(event, context):
 
 def own_lines(config_path: Path, term: str) -> list[dict[str, Any]]:
     """What the own handler logged for records whose line contains `term`."""
-    from orchestrator.config import load_config
-    from orchestrator.database.probe import filter_events
-    from orchestrator.sandbox.manager import Sandbox
-
-    config = load_config(config_path)
-    logs = Sandbox(config).state().aws().client("logs")
-    lines = []
-    for event in filter_events(logs, f"/aws/lambda/{config.consumer.function_name}", f'"{term}"', 0):
-        try:
-            line = json.loads(event["message"])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(line, dict) and "own" in line:
-            lines.append(line)
-    return lines
+    return [line for line in logged_lines(config_path, f'"{term}"') if "own" in line]
 
 
 def events_of(kind: str, out: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,13 +5,8 @@ it reached the sink, and a failure of your handler fails the invocation, so the 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from orchestrator.config import load_config
-from orchestrator.sandbox.manager import Sandbox
 from tests.factories import write_consumer
-from tests.sandbox.conftest import local_config, wait_for
+from tests.sandbox.conftest import local_config, logged_lines, wait_for
 from tests.sandbox.test_sinks import json_lines, sink_reader, version_of, write_load
 
 # Raises once for the first batch holding a key of the load (a flag file in the function's working
@@ -34,19 +29,7 @@ def handler(event, context):
 
 
 def handled_ids(config_path) -> set[str]:
-    from orchestrator.database.probe import filter_events
-
-    config = load_config(config_path)
-    logs = Sandbox(config).state().aws().client("logs")
-    seen = set()
-    for event in filter_events(logs, f"/aws/lambda/{config.consumer.function_name}", "own_after_sink", 0):
-        try:
-            line: Any = json.loads(event["message"])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(line, dict) and "own_after_sink" in line:
-            seen.add(line["own_after_sink"])
-    return seen
+    return {line["own_after_sink"] for line in logged_lines(config_path, "own_after_sink") if "own_after_sink" in line}
 
 
 def test_your_handler_runs_after_the_sink_took_the_batch_and_its_failure_redelivers(tmp_path, capsys) -> None:
